@@ -1,0 +1,29 @@
+# PortWatch image: web, worker and beat run from it with different commands
+# (see docker-compose.yml).
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DEBUG=0 \
+    PORTWATCH_VAR_DIR=/var/lib/portwatch
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nmap \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY . .
+RUN useradd --system --home-dir /var/lib/portwatch --shell /usr/sbin/nologin portwatch \
+    && mkdir -p /var/lib/portwatch \
+    && SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v0 \
+    && chown -R portwatch /var/lib/portwatch
+
+# web and beat run unprivileged; the worker runs as root in compose so that
+# nmap may send raw packets (SYN and UDP scans).
+USER portwatch
+EXPOSE 8000
+CMD ["gunicorn", "portwatch.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--access-logfile", "-", "--no-control-socket"]

@@ -1,0 +1,66 @@
+# PortWatch: `make run` starts it, `make test` tests it. Both set up what they
+# need (a virtualenv with pinned requirements, nmap) on a fresh machine.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV)/bin)
+export PATH := $(BIN):$(PATH)
+
+.PHONY: run test lint format ensure-nmap clean bench-pipeline bench-ingest
+
+# --- set-up ---------------------------------------------------------------------
+
+$(VENV)/.runtime: requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
+	  echo "Could not create a virtualenv. On Debian/Ubuntu install it with: sudo apt-get install python3-venv" >&2; exit 1; }
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+ensure-nmap:
+	@if ! command -v nmap >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "nmap is missing; installing it with apt-get..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nmap >/dev/null; \
+	  else \
+	    echo "nmap is not installed. Install it with: sudo apt-get install nmap" >&2; exit 1; \
+	  fi; \
+	fi
+
+# --- run: web + worker + beat on SQLite and the filesystem broker under var/ ----
+
+run: $(VENV)/.runtime ensure-nmap
+	python manage.py migrate --noinput
+	python manage.py collectstatic --noinput -v0
+	python manage.py ensure_admin
+	@echo "PortWatch is starting on http://127.0.0.1:8000 (Ctrl-C stops it)."
+	honcho start -f Procfile
+
+# --- test: lint, then the whole suite on PostgreSQL and Redis ----------------------
+
+lint: $(VENV)/.dev
+	ruff check .
+	ruff format --check .
+
+format: $(VENV)/.dev
+	ruff format .
+	ruff check --fix .
+
+test: $(VENV)/.dev ensure-nmap lint
+	python -m tests.stack python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var
+
+# --- benchmarks: figures and ratios against an anchor measured in the same run ----
+
+bench-pipeline: $(VENV)/.dev ensure-nmap
+	python -m tests.stack python -m bench.pipeline
+
+bench-ingest: $(VENV)/.dev
+	@command -v ndiff >/dev/null 2>&1 || { echo "ndiff is not installed: sudo apt-get install ndiff" >&2; exit 1; }
+	python -m tests.stack python -m bench.ingest

@@ -1,0 +1,55 @@
+"""Shared set-up for benchmarks: a fresh database, Django, timing helpers.
+
+Benchmarks run through tests.stack (real PostgreSQL and Redis, throwaway ones
+unless DATABASE_URL / REDIS_URL are set) and create their own database next
+to the one DATABASE_URL names, so they never touch an existing inventory.
+"""
+
+import os
+import resource
+import time
+import urllib.parse
+from contextlib import contextmanager
+
+
+def fresh_database(name: str) -> str:
+    """Create (or recreate) database ``name`` on DATABASE_URL's server; return its URL."""
+    import psycopg
+
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        raise SystemExit("Benchmarks need PostgreSQL: run them with `make bench-...` or set DATABASE_URL.")
+    parts = urllib.parse.urlsplit(url)
+    admin_url = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def setup_django(database_url: str, *, migrate: bool = True, **env: str) -> None:
+    """Point this process at ``database_url``, set Django up and (by default) migrate."""
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portwatch.settings")
+    os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key-0123456789-0123456789")
+    os.environ.update(env)
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    if migrate:
+        call_command("migrate", verbosity=0)
+
+
+def raise_open_files_limit(wanted: int = 65536) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(wanted, hard) if hard != resource.RLIM_INFINITY else wanted
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+@contextmanager
+def timed(results: dict, key: str):
+    start = time.perf_counter()
+    yield
+    results[key] = time.perf_counter() - start

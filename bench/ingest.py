@@ -1,0 +1,207 @@
+"""Ingest benchmark: PortWatch's ingest + diff of a 65k-host scan against ndiff.
+
+    make bench-ingest      (python -m tests.stack python -m bench.ingest)
+
+For 4,096, 16,384 and 65,536 hosts (``--sizes``), writes two synthetic nmap
+XML scans (bench/nmap_synth.py: ten open TCP ports per host, all ports
+probed, 2% of the ports moved in scan 2), ingests scan 1 into a fresh
+PostgreSQL database, then times the ingest and diff of scan 2 (the same code
+as ``manage.py import_nmap``) and, in the same run, ``ndiff scan1.xml
+scan2.xml``. Peak memory is the peak of the summed resident memory of each
+side's processes (PortWatch's importer and its parser processes; ndiff),
+sampled every 50 ms (a cheap sampler: it shares the CPUs it measures).
+PostgreSQL's own memory is reported apart. Checks that
+PortWatch's opened/closed ports equal the port lines ndiff adds and removes.
+The last line reads
+
+    ingest_vs_ndiff hosts=<n> time_ratio=<x> memory_ratio=<y> changes_match=<yes|no>
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.common import fresh_database, setup_django
+from bench.nmap_synth import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE = "portwatch_bench_ingest"
+
+
+class PeakMemory:
+    """Peak of the summed RSS of a process and all its descendants."""
+
+    def __init__(self, pid: int, interval: float = 0.05):
+        self.pid = pid
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kib
+
+    def _tree(self) -> list[int]:
+        pids, queue = [], [self.pid]
+        while queue:
+            pid = queue.pop()
+            pids.append(pid)
+            try:
+                # Children started by the main thread (as ours and ndiff's are).
+                queue.extend(int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+            except OSError:
+                pass
+        return pids
+
+    def _sample(self, interval: float) -> None:
+        while not self._stop.is_set():
+            total = 0
+            for pid in self._tree():
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+                total += int(match.group(1)) if match else 0
+            self.peak_kib = max(self.peak_kib, total)
+            self._stop.wait(interval)
+
+
+def run_measured(
+    argv: list[str], env: dict | None = None, stdout=subprocess.PIPE, ok_codes=(0,)
+) -> tuple[float, int, str]:
+    """Run a command; return (wall seconds, peak summed RSS in KiB, stdout)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    sampler = PeakMemory(process.pid)
+    out, err = process.communicate()
+    elapsed = time.perf_counter() - start
+    peak = sampler.stop()
+    if process.returncode not in ok_codes:
+        raise SystemExit(f"{argv[0]} failed ({process.returncode}):\n{(err or b'').decode()[-3000:]}")
+    return elapsed, peak, (out or b"").decode()
+
+
+def ndiff_ports(text: str) -> tuple[set, set]:
+    """(added, removed) (address, port) pairs from ndiff's text output."""
+    added, removed, host = set(), set(), None
+    for line in text.splitlines():
+        header = re.match(r"^[ +-]?(\S+):$", line)
+        if header:
+            host = header.group(1)
+            continue
+        port = re.match(r"^([+-])(\d+)/tcp\s", line)
+        if port and host:
+            (added if port.group(1) == "+" else removed).add((host, int(port.group(2))))
+    return added, removed
+
+
+def import_one(path: str) -> None:
+    """Child mode: import one file and print what happened, as JSON."""
+    setup_django(os.environ["DATABASE_URL"], migrate=False)
+    from inventory.models import Zone
+    from scans.imports import import_nmap_xml
+
+    start = time.perf_counter()
+    with open(path, "rb") as source:
+        run = import_nmap_xml(source, zone=Zone.default(), name=Path(path).name, path=path)
+    print(json.dumps({"seconds": time.perf_counter() - start, "run": run.pk}))
+
+
+def measure(hosts: int, workdir: Path, database_url: str) -> dict:
+    scan1, scan2, moved = generate(workdir / f"h{hosts}", hosts)
+    env = dict(os.environ, DATABASE_URL=database_url)
+
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE scans_change, scans_scanchunk, scans_scanrun, inventory_service, inventory_host CASCADE"
+        )
+    child = [sys.executable, "-m", "bench.ingest", "--import-one"]
+    run_measured([*child, str(scan1)], env)
+    # Steady state before timing: what autovacuum would otherwise do in the
+    # middle of the measured import (scan 1 wrote 720k rows).
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    pw_wall, pw_peak, out = run_measured([*child, str(scan2)], env)
+    result = json.loads(out.strip().splitlines()[-1])
+
+    ndiff_out = workdir / "ndiff.txt"
+    with open(ndiff_out, "wb") as handle:
+        # ndiff, like diff, exits with 1 when the scans differ.
+        nd_wall, nd_peak, _ = run_measured(["ndiff", str(scan1), str(scan2)], stdout=handle, ok_codes=(0, 1))
+    added, removed = ndiff_ports(ndiff_out.read_text())
+
+    from scans.choices import ChangeKind
+    from scans.models import Change
+
+    changes = Change.objects.filter(run_id=result["run"])
+    opened = set(changes.filter(kind=ChangeKind.PORT_OPENED).values_list("host__address", "port"))
+    closed = set(changes.filter(kind=ChangeKind.PORT_CLOSED).values_list("host__address", "port"))
+    return {
+        "hosts": hosts,
+        "moved": moved,
+        "pw_seconds": result["seconds"],
+        "pw_process_seconds": pw_wall,
+        "pw_peak_mib": pw_peak / 1024,
+        "ndiff_seconds": nd_wall,
+        "ndiff_peak_mib": nd_peak / 1024,
+        "match": opened == added and closed == removed and len(opened) == moved,
+        "opened": len(opened),
+        "closed": len(closed),
+        "ndiff_added": len(added),
+        "ndiff_removed": len(removed),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="4096,16384,65536", help="comma-separated host counts; the last is reported")
+    parser.add_argument("--import-one", metavar="FILE", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.import_one:
+        import_one(args.import_one)
+        return
+    if shutil.which("ndiff") is None:
+        raise SystemExit("ndiff is not installed: apt-get install ndiff")
+    database_url = fresh_database(DATABASE)
+    setup_django(database_url)
+    workdir = Path(tempfile.mkdtemp(prefix="portwatch-bench-ingest-"))
+    results = []
+    try:
+        for hosts in [int(size) for size in args.sizes.split(",")]:
+            result = measure(hosts, workdir, database_url)
+            results.append(result)
+            print(
+                f"{hosts:>6} hosts: PortWatch ingest+diff {result['pw_seconds']:6.2f} s "
+                f"(process {result['pw_process_seconds']:.2f} s), peak {result['pw_peak_mib']:6.1f} MiB | "
+                f"ndiff {result['ndiff_seconds']:6.2f} s, peak {result['ndiff_peak_mib']:6.1f} MiB | "
+                f"time ratio {result['pw_seconds'] / result['ndiff_seconds']:.3f}, "
+                f"memory ratio {result['pw_peak_mib'] / result['ndiff_peak_mib']:.3f} | "
+                f"opened {result['opened']} closed {result['closed']} vs ndiff +{result['ndiff_added']} "
+                f"-{result['ndiff_removed']} ({'match' if result['match'] else 'MISMATCH'})",
+                flush=True,
+            )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    last = results[-1]
+    print(
+        f"ingest_vs_ndiff hosts={last['hosts']} time_ratio={last['pw_seconds'] / last['ndiff_seconds']:.3f} "
+        f"memory_ratio={last['pw_peak_mib'] / last['ndiff_peak_mib']:.3f} "
+        f"changes_match={'yes' if last['match'] else 'no'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

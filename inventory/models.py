@@ -1,0 +1,194 @@
+"""The inventory: what PortWatch currently believes is on the network.
+
+Scans write these rows through the diff engine (``scans.ingest``) in the same
+transaction as the changes that explain them; nothing else changes a host's
+reachability or a service's state.
+"""
+
+import hashlib
+import uuid
+from functools import lru_cache
+
+from django.db import models
+from django.urls import reverse
+
+from inventory.choices import HostStatus, PortState, Protocol
+from inventory.constants import DEFAULT_ZONE, PORT_MAX, PORT_MIN, SERVICE_TEXT_MAX_LENGTH
+from inventory.ports import PortSet
+
+
+class Zone(models.Model):
+    """A network segment. Addresses are unique within a zone, not across
+    zones: 10.0.0.5 in one data centre is a different machine from 10.0.0.5 in
+    another. Scans of a zone run on the workers that consume its queue."""
+
+    name = models.SlugField(max_length=63, unique=True)
+    description = models.CharField(max_length=255, blank=True)
+    # Central workers scan this zone. Off for a segment only reachable from
+    # inside: its own workers (run_worker --zone NAME) scan it, and a central
+    # worker, which would see every host as unreachable, never does.
+    central = models.BooleanField(
+        default=True,
+        verbose_name="Scanned by central workers",
+        help_text="Turn off when only workers inside this network segment can reach it.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @classmethod
+    def default(cls) -> "Zone":
+        zone, _ = cls.objects.get_or_create(name=DEFAULT_ZONE, defaults={"description": "Default zone"})
+        return zone
+
+
+class ProbedPortSet(models.Model):
+    """A set of probed ports (protocol -> port ranges), stored once.
+
+    A host points at the set its last answering scan probed: every open port
+    of the host within that set was seen then, so a service's "last seen" is
+    derived from the host instead of being rewritten on every scan (see
+    ``Service.seen_at``).
+    """
+
+    key = models.CharField(max_length=64, unique=True)
+    ports = models.JSONField()
+
+    def __str__(self):
+        return ", ".join(f"{protocol}: {ports}" for protocol, ports in sorted(self.ports.items()))
+
+    @classmethod
+    def key_for(cls, ports: dict[str, str]) -> str:
+        canonical = ";".join(f"{protocol}:{ports[protocol]}" for protocol in sorted(ports))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @classmethod
+    def for_ports(cls, probed: dict) -> "ProbedPortSet":
+        """The row for ``probed`` (protocol -> PortSet or text), created if new."""
+        ports = {protocol: str(value) for protocol, value in probed.items()}
+        row, _ = cls.objects.get_or_create(key=cls.key_for(ports), defaults={"ports": ports})
+        return row
+
+    def covers(self, protocol: str, port: int) -> bool:
+        return port in _parsed_ports(self.pk, protocol, self.ports.get(protocol, ""))
+
+
+@lru_cache(maxsize=256)
+def _parsed_ports(set_id: int, protocol: str, text: str) -> PortSet:
+    return PortSet.from_nmap(text)
+
+
+class Host(models.Model):
+    """One address in one zone that has answered a scan at least once."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    zone = models.ForeignKey(Zone, on_delete=models.PROTECT, related_name="hosts")
+    address = models.GenericIPAddressField(unpack_ipv4=True)
+    hostnames = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=16, choices=HostStatus.choices, default=HostStatus.UP)
+    owner = models.CharField(max_length=150, blank=True)
+    first_seen = models.DateTimeField()
+    # Last time the host answered a scan.
+    last_seen = models.DateTimeField()
+    # Last completed scan that covered the host, whether it answered or not.
+    last_scanned = models.DateTimeField()
+    # What the scan that last saw the host probed (None: nothing reliable,
+    # e.g. nmap gave up on the host part-way).
+    seen_ports = models.ForeignKey(ProbedPortSet, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # Signature of the port list of the last scan, set when applying that scan
+    # left nothing pending: an identical next observation (the common case)
+    # changes nothing, and the SQL engine skips its per-port diff.
+    ports_sig = models.BigIntegerField(null=True, blank=True, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["zone", "address"], name="host_unique_zone_address"),
+        ]
+        indexes = [
+            # The ingest looks hosts up by address across a batch.
+            models.Index(fields=["address"], name="host_address_idx"),
+        ]
+        ordering = ["zone__name", "address"]
+
+    def __str__(self):
+        return self.address
+
+    def get_absolute_url(self):
+        return reverse("host-detail", args=[self.public_id])
+
+    @property
+    def hostname(self) -> str:
+        return self.hostnames[0] if self.hostnames else ""
+
+
+class Service(models.Model):
+    """One port of one host: its last known state and what answered on it.
+
+    Closed ports keep their row, so history reads naturally and a port that
+    opens again is recognised as reopened rather than new.
+    """
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="services")
+    protocol = models.CharField(max_length=4, choices=Protocol.choices)
+    port = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=PortState.choices)
+    name = models.CharField(max_length=64, blank=True)
+    product = models.CharField(max_length=SERVICE_TEXT_MAX_LENGTH, blank=True)
+    version = models.CharField(max_length=SERVICE_TEXT_MAX_LENGTH, blank=True)
+    extrainfo = models.CharField(max_length=SERVICE_TEXT_MAX_LENGTH, blank=True)
+    # The fields above come from version detection (nmap -sV), not from a
+    # guess by port number; a guess never overwrites an identification.
+    identified = models.BooleanField(default=False)
+    # Output of the allowlisted NSE scripts of the last scan that ran them.
+    scripts = models.JSONField(default=dict, blank=True)
+    # The host stopped answering: the state is the last one seen, not a fresh one.
+    stale = models.BooleanField(default=False)
+    # The port toggled open/closed FLAP_THRESHOLD times within FLAP_WINDOW:
+    # its changes are still recorded, alerts about it are damped.
+    flapping = models.BooleanField(default=False)
+    first_seen = models.DateTimeField()
+    # See seen_at: while the port stays within the host's probed coverage,
+    # this is only written when the port changes.
+    last_seen = models.DateTimeField()
+    last_changed = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["host", "protocol", "port"], name="service_unique_host_protocol_port"),
+            models.CheckConstraint(
+                condition=models.Q(port__gte=PORT_MIN, port__lte=PORT_MAX), name="service_port_in_range"
+            ),
+        ]
+        indexes = [
+            # Ports view and overview counts: "every host with 6379 open".
+            models.Index(fields=["state", "port"], name="service_state_port_idx"),
+        ]
+        ordering = ["host", "protocol", "port"]
+
+    def __str__(self):
+        return f"{self.host.address} {self.port}/{self.protocol}"
+
+    @property
+    def label(self) -> str:
+        return " ".join(part for part in (self.product, self.version) if part)
+
+    @property
+    def seen_at(self):
+        """When this port was last seen in its state.
+
+        An open or filtered port within what the host's last answering scan
+        probed was seen then (``host.last_seen``); otherwise ``last_seen``
+        holds the time, written when the port changed or left the coverage.
+        """
+        host = self.host
+        if (
+            self.state != PortState.CLOSED
+            and host.seen_ports_id is not None
+            and host.seen_ports.covers(self.protocol, self.port)
+        ):
+            return max(self.last_seen, host.last_seen)
+        return self.last_seen

@@ -1,0 +1,65 @@
+"""Pages of the inventory: hosts and their ports."""
+
+from django.contrib import messages
+from django.db.models import Count, Q
+from django.urls import reverse_lazy
+from django.views.generic import CreateView, DetailView, ListView, UpdateView
+
+from inventory.choices import PortState
+from inventory.forms import ZoneForm
+from inventory.models import Host, Zone
+from portwatch.roles import Role, RoleRequiredMixin
+
+
+class HostListView(RoleRequiredMixin, ListView):
+    paginate_by = 100
+    template_name = "inventory/host_list.html"
+
+    def get_queryset(self):
+        return (
+            Host.objects.select_related("zone")
+            .annotate(open_ports=Count("services", filter=Q(services__state=PortState.OPEN)))
+            .order_by("zone__name", "address")
+        )
+
+
+class HostDetailView(RoleRequiredMixin, DetailView):
+    slug_field = slug_url_kwarg = "public_id"
+    template_name = "inventory/host_detail.html"
+
+    def get_queryset(self):
+        return Host.objects.select_related("zone", "seen_ports")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        services = self.object.services.all()
+        context["open_services"] = [service for service in services if service.state != PortState.CLOSED]
+        context["closed_services"] = [service for service in services if service.state == PortState.CLOSED]
+        # The timeline reads the changes scans recorded for this host.
+        context["changes"] = self.object.changes.select_related("run", "host")[:100]
+        return context
+
+
+class ZoneListView(RoleRequiredMixin, ListView):
+    template_name = "inventory/zone_list.html"
+
+    def get_queryset(self):
+        return Zone.objects.annotate(
+            host_count=Count("hosts", distinct=True), target_count=Count("targets", distinct=True)
+        )
+
+
+class ZoneCreateView(RoleRequiredMixin, CreateView):
+    required_role = Role.ADMIN
+    model = Zone
+    form_class = ZoneForm
+    template_name = "inventory/zone_form.html"
+    success_url = reverse_lazy("zone-list")
+
+    def form_valid(self, form):
+        messages.success(self.request, f"Zone “{form.instance.name}” saved.")
+        return super().form_valid(form)
+
+
+class ZoneUpdateView(ZoneCreateView, UpdateView):
+    slug_field = slug_url_kwarg = "name"

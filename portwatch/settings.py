@@ -1,0 +1,247 @@
+"""PortWatch settings, read from the environment.
+
+With no environment at all, PortWatch runs from a checkout on an embedded
+default: a SQLite file and Celery's filesystem broker under ``var/``. Setting
+``DATABASE_URL`` (PostgreSQL through psycopg 3) and ``REDIS_URL`` switches any
+process to the production stack.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from portwatch.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("PORTWATCH_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# The local run is a development server on loopback; production sets DEBUG=0.
+DEBUG = env_bool("DEBUG", True)
+
+
+def _local_secret_key(path: Path) -> str:
+    """Read the key kept under var/, creating it once.
+
+    web, worker and beat start at the same moment, so the file is written
+    under a temporary name and linked into place: exactly one process creates
+    it and every process reads the same key.
+    """
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(secrets.token_urlsafe(50))
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set in the environment when DEBUG is off.")
+    SECRET_KEY = _local_secret_key(VAR_DIR / "secret_key")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# Where links in alerts and emails point to, e.g. https://portwatch.example.org
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "inventory",
+    "scans",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every page requires login unless a view opts out explicitly.
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "portwatch.middleware.ContentSecurityPolicyMiddleware",
+]
+
+ROOT_URLCONF = "portwatch.urls"
+WSGI_APPLICATION = "portwatch.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "portwatch.roles.role_context",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "portwatch.sqlite3",
+            "OPTIONS": {
+                # web, worker and beat share one file: WAL lets readers run
+                # beside a writer, IMMEDIATE takes the write lock up front so
+                # two writers queue on the timeout instead of deadlocking.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "overview"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# Hardening that costs nothing on loopback and is expected behind TLS.
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600, minimum=300)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if env_bool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Scanning -----------------------------------------------------------------
+
+# Path to the nmap binary; a wrapper script is fine (the test lab uses one to
+# run nmap inside a network namespace).
+NMAP_PATH = env_str("NMAP_PATH", "nmap")
+# Working files of running scans (target lists, XML output).
+SCAN_WORK_DIR = Path(env_str("SCAN_WORK_DIR", str(VAR_DIR / "scans")))
+
+# The time-limit chain: nmap gives up on a host before the task's soft limit,
+# the soft limit (clean failure) comes before the hard limit (worker child
+# killed), and the broker redelivers an unacknowledged task only after the
+# hard limit has passed, so a slow scan is never run twice at once.
+NMAP_HOST_TIMEOUT = env_int("NMAP_HOST_TIMEOUT", 900, minimum=10)
+SCAN_CHUNK_SOFT_TIME_LIMIT = env_int("SCAN_CHUNK_SOFT_TIME_LIMIT", 3600, minimum=30)
+SCAN_CHUNK_TIME_LIMIT = env_int("SCAN_CHUNK_TIME_LIMIT", SCAN_CHUNK_SOFT_TIME_LIMIT + 120, minimum=31)
+BROKER_VISIBILITY_TIMEOUT = env_int("BROKER_VISIBILITY_TIMEOUT", SCAN_CHUNK_TIME_LIMIT + 600, minimum=60)
+if not NMAP_HOST_TIMEOUT < SCAN_CHUNK_SOFT_TIME_LIMIT < SCAN_CHUNK_TIME_LIMIT < BROKER_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured(
+        "Time limits must satisfy NMAP_HOST_TIMEOUT < SCAN_CHUNK_SOFT_TIME_LIMIT < "
+        "SCAN_CHUNK_TIME_LIMIT < BROKER_VISIBILITY_TIMEOUT; got "
+        f"{NMAP_HOST_TIMEOUT} < {SCAN_CHUNK_SOFT_TIME_LIMIT} < {SCAN_CHUNK_TIME_LIMIT} < {BROKER_VISIBILITY_TIMEOUT}."
+    )
+# Addresses per chunk: one chunk is one nmap process and one Celery task.
+SCAN_CHUNK_SIZE = env_int("SCAN_CHUNK_SIZE", 256, minimum=1, maximum=65536)
+# Most addresses one target may cover.
+SCAN_MAX_TARGET_ADDRESSES = env_int("SCAN_MAX_TARGET_ADDRESSES", 65536, minimum=1)
+# Re-probe a port before recording a change that would alert (opened, closed).
+SCAN_CONFIRM_CHANGES = env_bool("SCAN_CONFIRM_CHANGES", True)
+# A port that changes state FLAP_THRESHOLD times within FLAP_WINDOW_MINUTES is
+# flapping: its changes are recorded, its alerts damped.
+FLAP_THRESHOLD = env_int("FLAP_THRESHOLD", 4, minimum=2)
+FLAP_WINDOW_MINUTES = env_int("FLAP_WINDOW_MINUTES", 24 * 60, minimum=1)
+# Files at least this large are parsed by several processes at once.
+INGEST_PARALLEL_MIN_BYTES = env_int("INGEST_PARALLEL_MIN_BYTES", 16 * 1024 * 1024, minimum=0)
+# Largest nmap XML file an import accepts, in bytes.
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 100 * 1024 * 1024, minimum=1024)
+# How often beat asks the scheduler for due scans (seconds).
+SCHEDULER_TICK_SECONDS = env_int("SCHEDULER_TICK_SECONDS", 10, minimum=1)
+
+# --- Celery ---------------------------------------------------------------------
+
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT}
+else:
+    _broker_dir = VAR_DIR / "broker"
+    for _sub in ("queue", "control", "processed"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "control_folder": str(_broker_dir / "control"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# State lives in the database; results are never read back from Celery.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    # A tick that waited longer than one period is dropped: the next does its work.
+    "scans-tick": {
+        "task": "scans.tasks.tick",
+        "schedule": float(SCHEDULER_TICK_SECONDS),
+        "options": {"expires": float(SCHEDULER_TICK_SECONDS)},
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,78 @@
+"""Choices of the scan engine, named once."""
+
+from django.db import models
+
+
+class ScanType(models.TextChoices):
+    # SYN scan where the worker may open raw sockets, TCP connect otherwise:
+    # both probe the same ports and report the same open/closed states.
+    TCP = "tcp", "TCP (SYN if privileged, else connect)"
+    CONNECT = "connect", "TCP connect"
+    SYN = "syn", "TCP SYN (needs root or CAP_NET_RAW)"
+    UDP = "udp", "UDP (needs root or CAP_NET_RAW)"
+
+
+class PortScope(models.TextChoices):
+    TOP = "top", "Most common ports"
+    ALL = "all", "All 65,535 ports"
+
+
+class Timing(models.TextChoices):
+    POLITE = "T2", "Polite (T2)"
+    NORMAL = "T3", "Normal (T3)"
+    AGGRESSIVE = "T4", "Aggressive (T4)"
+
+
+class ScheduleKind(models.TextChoices):
+    MANUAL = "manual", "Manual (scan now only)"
+    INTERVAL = "interval", "Every N minutes"
+    CRON = "cron", "Cron expression"
+
+
+class ScopeAction(models.TextChoices):
+    ALLOW = "allow", "allow"
+    EXCLUDE = "exclude", "exclude"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    # Some chunks succeeded, others failed: only the succeeded addresses count.
+    PARTIAL = "partial", "partial"
+    FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+
+
+TERMINAL_RUN_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class ChunkStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+
+
+TERMINAL_CHUNK_STATUSES = frozenset({ChunkStatus.SUCCEEDED, ChunkStatus.FAILED, ChunkStatus.CANCELLED})
+
+
+class Trigger(models.TextChoices):
+    MANUAL = "manual", "scan now"
+    SCHEDULE = "schedule", "schedule"
+    IMPORT = "import", "XML import"
+    REPROBE = "reprobe", "confirmation re-probe"
+
+
+class ChangeKind(models.TextChoices):
+    HOST_DISCOVERED = "host_discovered", "host discovered"
+    HOST_UNREACHABLE = "host_unreachable", "host unreachable"
+    HOST_RETURNED = "host_returned", "host returned"
+    PORT_OPENED = "port_opened", "port opened"
+    PORT_CLOSED = "port_closed", "port closed"
+    PORT_FILTERED = "port_filtered", "port filtered"
+    SERVICE_CHANGED = "service_changed", "service changed"
+
+
+HOST_CHANGE_KINDS = frozenset({ChangeKind.HOST_DISCOVERED, ChangeKind.HOST_UNREACHABLE, ChangeKind.HOST_RETURNED})

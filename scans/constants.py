@@ -1,0 +1,27 @@
+"""Limits of the scan engine, named once."""
+
+# Most addresses one target may expand to.
+MAX_TARGET_ADDRESSES = 65_536
+# Most items (addresses, networks, ranges, hostnames) in one target field.
+MAX_TARGET_ITEMS = 1_000
+# Addresses per chunk: one chunk is one nmap process and one Celery task.
+DEFAULT_CHUNK_SIZE = 256
+# A chunk whose task was lost (worker killed, broker message gone) is sent
+# again this many times before it is marked failed.
+MAX_CHUNK_ATTEMPTS = 3
+# NSE scripts a profile may run: read-only information gathering ("safe"
+# category). Anything else is refused when a profile is saved and again when
+# nmap options are built.
+NSE_SCRIPT_ALLOWLIST = {
+    "banner": "Service banners",
+    "http-title": "Titles of web pages",
+    "http-server-header": "HTTP Server headers",
+    "ssl-cert": "TLS certificate subject and validity",
+    "ssh-hostkey": "SSH host key fingerprints",
+}
+# Longest script output kept per script and port.
+SCRIPT_OUTPUT_MAX = 2_000
+# Largest nmap XML file an import accepts (bytes).
+DEFAULT_IMPORT_MAX_BYTES = 100 * 1024 * 1024
+# Longest error text kept from nmap's stderr.
+ERROR_TEXT_MAX = 4_000

@@ -1,0 +1,315 @@
+"""Scan targets, profiles, runs, chunks and the changes they produce."""
+
+import ipaddress
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from inventory.choices import Protocol
+from inventory.models import Host, Zone
+from scans.choices import (
+    TERMINAL_CHUNK_STATUSES,
+    TERMINAL_RUN_STATUSES,
+    ChangeKind,
+    ChunkStatus,
+    PortScope,
+    RunStatus,
+    ScanType,
+    ScheduleKind,
+    ScopeAction,
+    Timing,
+    Trigger,
+)
+from scans.schedules import Schedule
+from scans.scope import Rule
+
+
+class ScanProfile(models.Model):
+    """A vetted set of nmap options. Users pick a profile; they never type
+    nmap arguments. The argument list is built from these fields by
+    ``scans.profiles.nmap_options``."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=255, blank=True)
+    # Shipped with PortWatch; admins may not edit or delete it.
+    builtin = models.BooleanField(default=False)
+    scan_type = models.CharField(max_length=16, choices=ScanType.choices, default=ScanType.TCP)
+    port_scope = models.CharField(max_length=8, choices=PortScope.choices, default=PortScope.TOP)
+    top_ports = models.PositiveIntegerField(default=1000)
+    version_detection = models.BooleanField(default=False)
+    timing = models.CharField(max_length=2, choices=Timing.choices, default=Timing.AGGRESSIVE)
+    max_retries = models.PositiveSmallIntegerField(default=2)
+    resolve_names = models.BooleanField(default=False)
+    # Names from NSE_SCRIPT_ALLOWLIST only.
+    scripts = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class ScopeRule(models.Model):
+    """A network PortWatch may scan (allow) or must never touch (exclude).
+
+    Exclusions win over allows. Locked rules (link-local and cloud-metadata
+    exclusions) cannot be deleted from the UI.
+    """
+
+    network = models.CharField(max_length=64, unique=True)
+    action = models.CharField(max_length=8, choices=ScopeAction.choices)
+    reason = models.CharField(max_length=200)
+    locked = models.BooleanField(default=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["action", "network"]
+
+    def __str__(self):
+        return f"{self.action} {self.network}"
+
+    def as_rule(self) -> Rule:
+        return Rule(ipaddress.ip_network(self.network), self.action, self.reason)
+
+
+class ScanTarget(models.Model):
+    """What to scan (addresses, networks, hostnames), which ports, how and when."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    zone = models.ForeignKey(Zone, on_delete=models.PROTECT, related_name="targets")
+    # Normalised by scans.targets.parse_targets: one item per line.
+    targets = models.TextField()
+    # Normalised by inventory.ports.PortSet; empty means the profile's default ports.
+    ports = models.TextField(blank=True)
+    profile = models.ForeignKey(ScanProfile, on_delete=models.PROTECT, related_name="targets")
+    enabled = models.BooleanField(default=True)
+    schedule_kind = models.CharField(max_length=16, choices=ScheduleKind.choices, default=ScheduleKind.MANUAL)
+    # Minutes between runs (interval schedules).
+    schedule_interval = models.PositiveIntegerField(null=True, blank=True)
+    # Five-field cron expression, read in schedule_timezone (cron schedules).
+    schedule_cron = models.CharField(max_length=100, blank=True)
+    schedule_timezone = models.CharField(max_length=64, default="UTC")
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    # The last slot that was skipped because the previous run was still going.
+    last_skipped_slot = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [
+            # The scheduler's tick: enabled targets whose next run is due.
+            models.Index(fields=["next_run_at"], name="target_next_run_idx", condition=Q(enabled=True)),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("target-detail", args=[self.public_id])
+
+    @property
+    def target_items(self) -> list[str]:
+        return [line for line in self.targets.splitlines() if line]
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule(self.schedule_kind, self.schedule_interval, self.schedule_cron, self.schedule_timezone)
+
+    @property
+    def schedule_display(self) -> str:
+        if self.schedule_kind == ScheduleKind.INTERVAL:
+            return f"every {self.schedule_interval} min"
+        if self.schedule_kind == ScheduleKind.CRON:
+            return f"cron {self.schedule_cron} ({self.schedule_timezone})"
+        return "manual"
+
+
+class ScanRun(models.Model):
+    """One execution of a target (or an import): a job with explicit states.
+
+    Its work is split into chunks; the run is finalized when every chunk is
+    terminal, by whichever chunk finishes last (``scans.services.finalize_run``).
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    target = models.ForeignKey(ScanTarget, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    zone = models.ForeignKey(Zone, on_delete=models.PROTECT, related_name="runs")
+    profile = models.ForeignKey(ScanProfile, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # What was asked for, frozen at creation so later edits of the target or
+    # profile do not rewrite history.
+    targets = models.TextField()
+    ports = models.TextField(blank=True)
+    nmap_options = models.JSONField(default=list)
+    # The slot of the schedule this run fills; unique per target so that a
+    # slot can never produce two runs, whatever the number of beat processes.
+    schedule_slot = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    hosts_total = models.PositiveIntegerField(default=0)
+    hosts_done = models.PositiveIntegerField(default=0)
+    hosts_up = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["target", "schedule_slot"],
+                condition=Q(schedule_slot__isnull=False),
+                name="run_unique_target_schedule_slot",
+            ),
+        ]
+        indexes = [
+            # Runs page and overview: newest first.
+            models.Index(fields=["-created_at"], name="run_created_idx"),
+        ]
+
+    def __str__(self):
+        return f"run {self.public_id} ({self.status})"
+
+    def get_absolute_url(self):
+        return reverse("run-detail", args=[self.public_id])
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_RUN_STATUSES
+
+    @property
+    def progress_percent(self) -> int:
+        if not self.hosts_total:
+            return 100 if self.is_terminal else 0
+        return min(100, round(100 * self.hosts_done / self.hosts_total))
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        duration = self.duration
+        return duration.total_seconds() if duration is not None else None
+
+
+class ScanChunk(models.Model):
+    """A slice of a run's addresses: one nmap process, one Celery task.
+
+    Its state lives here rather than in the broker, so a lost message or a
+    killed worker is found and retried from the database, and ``ingested_at``
+    makes a second delivery of the same chunk a no-op.
+    """
+
+    run = models.ForeignKey(ScanRun, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    # Target items (addresses, networks, ranges, hostnames) given to nmap.
+    targets = models.JSONField(default=list)
+    # Addresses the chunk covers once hostnames are resolved.
+    addresses = models.JSONField(default=list)
+    # Addresses planned (a hostname counts once until resolved): progress.
+    size = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=ChunkStatus.choices, default=ChunkStatus.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Who runs the current attempt, and when it last said it was alive: a
+    # redelivered task takes over only from an attempt that is dead.
+    worker = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # What nmap really probed (protocol -> port ranges), read from its output.
+    coverage = models.JSONField(default=dict, blank=True)
+    hosts_up = models.PositiveIntegerField(default=0)
+    # Changes that would alert, re-probed before they were recorded:
+    # {"candidates": n, "confirmed": n, "refuted": n}.
+    confirmation = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    ingested_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "index"], name="chunk_unique_run_index"),
+        ]
+        indexes = [
+            # The sweeper: chunks that are not terminal, oldest first.
+            models.Index(
+                fields=["queued_at"],
+                name="chunk_pending_idx",
+                condition=Q(status__in=[ChunkStatus.QUEUED, ChunkStatus.RUNNING]),
+            ),
+        ]
+
+    def __str__(self):
+        return f"chunk {self.index} of {self.run_id}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_CHUNK_STATUSES
+
+
+class Change(models.Model):
+    """Something a scan saw differ from the inventory, recorded once.
+
+    Host-level kinds (discovered, unreachable, returned) have no protocol or
+    port; the two partial constraints make each change unique per run, host,
+    (protocol, port) and kind, so a redelivered chunk cannot record it twice.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # No separate indexes on run and host: the unique constraints and the
+    # (host, ...) indexes below start with them, and every index costs the
+    # bulk insert of a large scan's changes.
+    run = models.ForeignKey(ScanRun, on_delete=models.CASCADE, related_name="changes", db_index=False)
+    chunk = models.ForeignKey(ScanChunk, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes")
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="changes", db_index=False)
+    kind = models.CharField(max_length=24, choices=ChangeKind.choices)
+    protocol = models.CharField(max_length=4, choices=Protocol.choices, blank=True)
+    port = models.PositiveIntegerField(null=True, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    # The port was flapping when this change was seen (see Service.flapping).
+    flapping = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "host", "protocol", "port", "kind"],
+                condition=Q(port__isnull=False),
+                name="change_unique_port_change_per_run",
+            ),
+            models.UniqueConstraint(
+                fields=["run", "host", "kind"],
+                condition=Q(port__isnull=True),
+                name="change_unique_host_change_per_run",
+            ),
+        ]
+        indexes = [
+            # Changes feed and overview: newest first.
+            models.Index(fields=["-created_at"], name="change_created_idx"),
+            # Port history, counting a port's recent toggles (flapping), and the
+            # host timeline (a host's changes are few: they are sorted after).
+            models.Index(fields=["host", "protocol", "port", "-created_at"], name="change_port_created_idx"),
+        ]
+
+    def __str__(self):
+        where = f" {self.port}/{self.protocol}" if self.port else ""
+        return f"{self.get_kind_display()} {self.host_id}{where}"

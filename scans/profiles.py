@@ -1,0 +1,83 @@
+"""nmap options, built from a vetted profile and a parsed port set.
+
+This is the only place that decides what nmap is told to do. Every option
+comes from a fixed table below; nothing typed by a user is copied into the
+argument list (ports arrive as a ``PortSet`` and are written back by it).
+"""
+
+import os
+
+from inventory.choices import Protocol
+from inventory.ports import PortSet
+from scans.choices import PortScope, ScanType
+from scans.constants import NSE_SCRIPT_ALLOWLIST
+
+
+def is_privileged() -> bool:
+    """Raw-socket scans (SYN, UDP) need root; connect scans do not."""
+    return os.geteuid() == 0
+
+
+_SCAN_TYPE_FLAG = {
+    ScanType.CONNECT: "-sT",
+    ScanType.SYN: "-sS",
+    ScanType.UDP: "-sU",
+}
+
+
+def scan_type_flag(scan_type: str, *, privileged: bool) -> str:
+    if scan_type == ScanType.TCP:
+        return "-sS" if privileged else "-sT"
+    return _SCAN_TYPE_FLAG[ScanType(scan_type)]
+
+
+def protocol_of(scan_type: str) -> str:
+    return Protocol.UDP if scan_type == ScanType.UDP else Protocol.TCP
+
+
+def nmap_options(profile, ports: PortSet | None, *, privileged: bool, host_timeout: int) -> list[str]:
+    """The option list for ``profile``; targets and output are added by the runner."""
+    options = [scan_type_flag(profile.scan_type, privileged=privileged)]
+    if ports:
+        options += ["-p", str(ports)]
+    elif profile.port_scope == PortScope.ALL:
+        options += ["-p", str(PortSet.all_ports())]
+    else:
+        options += ["--top-ports", str(int(profile.top_ports))]
+    if profile.version_detection:
+        options.append("-sV")
+    options += [
+        f"-{profile.timing}",
+        "--max-retries",
+        str(int(profile.max_retries)),
+        "--host-timeout",
+        f"{int(host_timeout)}s",
+    ]
+    if not profile.resolve_names:
+        options.append("-n")
+    scripts = [name for name in profile.scripts if name in NSE_SCRIPT_ALLOWLIST]
+    if len(scripts) != len(profile.scripts):
+        raise ValueError(f"profile {profile.slug} names scripts outside the allowlist")
+    if scripts:
+        options.append("--script=" + ",".join(sorted(scripts)))
+    return options
+
+
+def reprobe_options(profile, ports: PortSet, *, privileged: bool, host_timeout: int) -> list[str]:
+    """Options for a confirmation re-probe of a few host:ports.
+
+    Same scan type and timing as the profile, only the candidate ports, and no
+    host discovery: the hosts just answered, the question is the port alone.
+    """
+    return [
+        scan_type_flag(profile.scan_type, privileged=privileged),
+        "-p",
+        str(ports),
+        "-Pn",
+        f"-{profile.timing}",
+        "--max-retries",
+        str(int(profile.max_retries)),
+        "--host-timeout",
+        f"{int(host_timeout)}s",
+        "-n",
+    ]

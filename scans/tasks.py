@@ -1,0 +1,28 @@
+"""Celery tasks: thin wrappers that take ids and call ``scans.services``."""
+
+from celery import shared_task
+from django.conf import settings
+
+from scans import services
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.SCAN_CHUNK_SOFT_TIME_LIMIT,
+    time_limit=settings.SCAN_CHUNK_TIME_LIMIT,
+    max_retries=None,
+)
+def scan_chunk(self, chunk_id: int) -> None:
+    outcome = services.run_chunk(chunk_id, worker=self.request.hostname or "")
+    if outcome is services.ChunkOutcome.BUSY:
+        # A live attempt owns the chunk (a duplicate delivery): look again
+        # once its heartbeat would have gone stale.
+        raise self.retry(countdown=services.HEARTBEAT_STALE.total_seconds())
+
+
+@shared_task
+def tick() -> None:
+    services.enqueue_due_runs()
+    services.sweep()

@@ -1,0 +1,29 @@
+"""Template tags the scan engine lends to other apps' pages."""
+
+from django import template
+
+from scans.targets import parse_target, parse_targets
+
+register = template.Library()
+
+
+def targets_covering(host) -> list:
+    """The enabled scan targets of the host's zone whose items cover its address."""
+    address = parse_target(host.address).first
+    covering = []
+    for target in host.zone.targets.filter(enabled=True).order_by("name"):
+        for item in parse_targets(target.targets):
+            if item.first is not None and item.first.version == address.version and item.first <= address <= item.last:
+                covering.append(target)
+                break
+    return covering
+
+
+@register.inclusion_tag("scans/includes/scan_host_buttons.html", takes_context=True)
+def scan_host_buttons(context, host):
+    """ "Scan this host now" through each target that covers it (admins only)."""
+    return {
+        "host": host,
+        "targets": targets_covering(host) if context.get("can_admin") else [],
+        "csrf_token": context.get("csrf_token"),
+    }

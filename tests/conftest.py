@@ -1,0 +1,131 @@
+"""Shared fixtures: personas, seed data, the loopback lab, a real Celery worker."""
+
+import importlib
+import os
+
+import pytest
+from django.apps import apps as django_apps
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+
+from portwatch.roles import GROUP_NAMES, Role
+from tests.lab import LoopbackLab
+from tests.netns import NetnsLab, netns_unavailable_reason
+from tests.processes import ROOT, WorkerProcess, process_env, wait_for  # noqa: F401 - shared with tests
+
+
+def pytest_configure(config):
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        pytest.exit(
+            "The test suite runs on PostgreSQL and Redis. Run it with `make test`, which starts "
+            "throwaway servers, or set DATABASE_URL=postgres://... and REDIS_URL=redis://...",
+            returncode=4,
+        )
+
+
+# --- seed data -----------------------------------------------------------------
+
+_SEED_MIGRATIONS = [
+    "inventory.migrations.0002_default_zone_and_roles",
+    "scans.migrations.0002_builtin_profiles",
+    "scans.migrations.0004_default_scope",
+]
+
+
+def seed_data() -> None:
+    """What the data migrations create; transactional tests flush it away."""
+    for module in _SEED_MIGRATIONS:
+        importlib.import_module(module).create(django_apps, None)
+
+
+@pytest.fixture(autouse=True)
+def _seed(request):
+    marker = request.node.get_closest_marker("django_db")
+    uses_db = marker is not None or {"db", "transactional_db"} & set(request.fixturenames)
+    if uses_db:
+        transactional = "transactional_db" in request.fixturenames or (marker and marker.kwargs.get("transaction"))
+        request.getfixturevalue("transactional_db" if transactional else "db")
+        seed_data()
+
+
+# --- personas ------------------------------------------------------------------
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_user(username: str, role: Role | None) -> User:
+    user = User.objects.create_user(username=username, password=PASSWORD)
+    if role is not None:
+        user.groups.add(Group.objects.get(name=GROUP_NAMES[role]))
+    return user
+
+
+@pytest.fixture
+def admin(db):
+    return make_user("alice-admin", Role.ADMIN)
+
+
+@pytest.fixture
+def reviewer(db):
+    return make_user("rita-reviewer", Role.REVIEWER)
+
+
+@pytest.fixture
+def viewer(db):
+    return make_user("victor-viewer", Role.VIEWER)
+
+
+@pytest.fixture
+def outsider(db):
+    """Logged in, but in no role group."""
+    return make_user("oscar-outsider", None)
+
+
+def _client_for(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def as_admin(client, admin):
+    return _client_for(client, admin)
+
+
+@pytest.fixture
+def as_viewer(client, viewer):
+    return _client_for(client, viewer)
+
+
+# --- the loopback lab -------------------------------------------------------------
+
+
+@pytest.fixture
+def lab():
+    lab = LoopbackLab()
+    yield lab
+    lab.stop()
+
+
+@pytest.fixture
+def netns_lab(tmp_path):
+    """The network-namespace lab (tests/netns.py), or a skip saying why not."""
+    reason = netns_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    lab = NetnsLab(tmp_path)
+    yield lab
+    lab.destroy()
+
+
+# --- real processes -----------------------------------------------------------------
+
+
+@pytest.fixture
+def celery_worker(transactional_db, tmp_path):
+    """A real worker for this test, on the Redis the suite runs with."""
+    import redis
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    worker = WorkerProcess(tmp_path / "worker.log")
+    yield worker
+    worker.stop()

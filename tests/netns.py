@@ -1,0 +1,123 @@
+"""The namespace lab: hosts that can be filtered or made unreachable.
+
+Loopback always answers, so it cannot show a filtered port or a host that
+went quiet. This lab builds two network namespaces joined by a veth pair: the
+scanner (198.18.0.1) in one, the test hosts (198.18.0.2 ...) in the other,
+with an nftables table there to drop what a test wants dropped. nmap runs
+inside the scanner namespace through a wrapper script given as NMAP_PATH.
+198.18.0.0/15 is the benchmarking range: it exists only inside the lab.
+Everything is removed at the end (deleting a namespace kills its listeners).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+LAB_NETWORK = "198.18.0.0/24"
+SCANNER = "198.18.0.1"
+LISTENER = Path(__file__).parent / "lab_listener.py"
+
+
+def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+    return result
+
+
+def netns_unavailable_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "the namespace lab needs root (ip netns, nftables)"
+    for tool in ("ip", "nft", "nmap"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt-get install iproute2 nftables nmap)"
+    probe = f"pw-probe-{os.getpid()}"
+    result = _run("ip", "netns", "add", probe, check=False)
+    if result.returncode != 0:
+        return f"this machine does not allow network namespaces: {result.stderr.strip()}"
+    _run("ip", "netns", "del", probe, check=False)
+    return None
+
+
+class NetnsLab:
+    def __init__(self, workdir: Path, hosts: int = 3):
+        tag = f"{os.getpid() % 10000:04d}{int(time.time() * 1000) % 1000:03d}"
+        self.scan_ns, self.hosts_ns = f"pws-{tag}", f"pwh-{tag}"
+        self.veth_scan, self.veth_hosts = f"pwa{tag}", f"pwb{tag}"
+        self.addresses = [f"198.18.0.{index}" for index in range(2, 2 + hosts)]
+        self.listeners: list[subprocess.Popen] = []
+        self.workdir = workdir
+        try:
+            self._build()
+        except Exception:
+            self.destroy()
+            raise
+        self.nmap = workdir / "nmap-in-netns"
+        self.nmap.write_text(f'#!/bin/sh\nexec ip netns exec {self.scan_ns} nmap "$@"\n')
+        self.nmap.chmod(0o755)
+
+    def _build(self) -> None:
+        _run("ip", "netns", "add", self.scan_ns)
+        _run("ip", "netns", "add", self.hosts_ns)
+        _run("ip", "link", "add", self.veth_scan, "type", "veth", "peer", "name", self.veth_hosts)
+        _run("ip", "link", "set", self.veth_scan, "netns", self.scan_ns)
+        _run("ip", "link", "set", self.veth_hosts, "netns", self.hosts_ns)
+        _run("ip", "-n", self.scan_ns, "addr", "add", f"{SCANNER}/24", "dev", self.veth_scan)
+        for address in self.addresses:
+            _run("ip", "-n", self.hosts_ns, "addr", "add", f"{address}/24", "dev", self.veth_hosts)
+        for namespace, device in ((self.scan_ns, self.veth_scan), (self.hosts_ns, self.veth_hosts)):
+            _run("ip", "-n", namespace, "link", "set", "lo", "up")
+            _run("ip", "-n", namespace, "link", "set", device, "up")
+        self._nft(
+            "add table inet pwlab",
+            "add chain inet pwlab input { type filter hook input priority 0 ; policy accept ; }",
+            "add table arp pwarp",
+            "add chain arp pwarp input { type filter hook input priority 0 ; policy accept ; }",
+        )
+
+    def _nft(self, *commands: str) -> None:
+        _run("ip", "netns", "exec", self.hosts_ns, "nft", "; ".join(commands))
+
+    def listen(self, address: str, *ports: int) -> None:
+        """Open TCP listeners on ``address`` inside the hosts' namespace."""
+        process = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.hosts_ns,
+                sys.executable,
+                str(LISTENER),
+                *(f"{address}:{port}" for port in ports),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        line = process.stdout.readline()
+        if not line.startswith("ready"):
+            process.kill()
+            raise RuntimeError(f"lab listener did not start: {line}{process.stdout.read()}")
+        self.listeners.append(process)
+
+    def filter_port(self, address: str, port: int) -> None:
+        """Drop TCP packets to address:port: nmap sees no answer, so "filtered"."""
+        self._nft(f"add rule inet pwlab input ip daddr {address} tcp dport {port} drop")
+
+    def drop_host(self, address: str) -> None:
+        """Drop everything to ``address``, ARP included: nmap reports it down."""
+        self._nft(
+            f"add rule inet pwlab input ip daddr {address} drop",
+            f"add rule arp pwarp input arp daddr ip {address} drop",
+        )
+        _run("ip", "-n", self.scan_ns, "neigh", "flush", "all")
+
+    def destroy(self) -> None:
+        for process in self.listeners:
+            process.kill()
+            process.wait()
+        for namespace in (self.scan_ns, self.hosts_ns):
+            _run("ip", "netns", "del", namespace, check=False)

@@ -1,0 +1,122 @@
+"""Every page requires login, and each role sees exactly what it may.
+
+The matrix below names every URL of the project; a URL added without an
+entry fails ``test_every_url_is_in_the_matrix``.
+"""
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from inventory.models import Host, Zone
+from portwatch.roles import Role
+from scans.models import ScanProfile, ScanRun, ScanTarget, ScopeRule
+from tests.conftest import make_user
+
+pytestmark = pytest.mark.django_db
+
+# URLs that work without a role: logging in, and managing one's own account.
+PUBLIC = {"login", "logout"}
+OWN_ACCOUNT = {"password_change", "password_change_done"}
+
+
+@pytest.fixture
+def objects(db):
+    from django.utils import timezone
+
+    zone = Zone.default()
+    target = ScanTarget.objects.create(
+        name="t", zone=zone, targets="127.0.0.1", profile=ScanProfile.objects.get(slug="quick")
+    )
+    run = ScanRun.objects.create(target=target, zone=zone, trigger="manual", targets="127.0.0.1", status="succeeded")
+    now = timezone.now()
+    host = Host.objects.create(zone=zone, address="127.0.0.1", first_seen=now, last_seen=now, last_scanned=now)
+    profile = ScanProfile.objects.create(slug="custom", name="Custom")
+    rule = ScopeRule.objects.create(network="198.51.100.0/24", action="allow", reason="test")
+    return {
+        "target": target.public_id,
+        "run": run.public_id,
+        "host": host.public_id,
+        "profile": profile.slug,
+        "zone": zone.name,
+        "rule": rule.pk,
+    }
+
+
+# (url name, method, least role, argument key or None)
+MATRIX = [
+    ("overview", "get", Role.VIEWER, None),
+    ("host-list", "get", Role.VIEWER, None),
+    ("host-detail", "get", Role.VIEWER, "host"),
+    ("zone-list", "get", Role.VIEWER, None),
+    ("zone-create", "get", Role.ADMIN, None),
+    ("zone-create", "post", Role.ADMIN, None),
+    ("zone-edit", "get", Role.ADMIN, "zone"),
+    ("target-list", "get", Role.VIEWER, None),
+    ("target-detail", "get", Role.VIEWER, "target"),
+    ("target-create", "get", Role.ADMIN, None),
+    ("target-create", "post", Role.ADMIN, None),
+    ("target-edit", "get", Role.ADMIN, "target"),
+    ("target-edit", "post", Role.ADMIN, "target"),
+    ("target-scan", "post", Role.ADMIN, "target"),
+    ("run-list", "get", Role.VIEWER, None),
+    ("run-detail", "get", Role.VIEWER, "run"),
+    ("run-cancel", "post", Role.ADMIN, "run"),
+    ("profile-list", "get", Role.VIEWER, None),
+    ("profile-create", "get", Role.ADMIN, None),
+    ("profile-create", "post", Role.ADMIN, None),
+    ("profile-edit", "get", Role.ADMIN, "profile"),
+    ("scope", "get", Role.VIEWER, None),
+    ("scope", "post", Role.ADMIN, None),
+    ("scope-delete", "post", Role.ADMIN, "rule"),
+    ("import", "get", Role.ADMIN, None),
+    ("import", "post", Role.ADMIN, None),
+]
+CASES = [pytest.param(*case, id=f"{case[1]}-{case[0]}") for case in MATRIX]
+
+
+def _names(resolver=None):
+    resolver = resolver or get_resolver()
+    for pattern in resolver.url_patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _names(pattern)
+        elif isinstance(pattern, URLPattern) and pattern.name:
+            yield pattern.name
+
+
+def test_every_url_is_in_the_matrix():
+    assert set(_names()) - PUBLIC - OWN_ACCOUNT == {name for name, *_ in MATRIX}
+
+
+def _request(client, objects, name, method, key):
+    url = reverse(name, args=[objects[key]] if key else [])
+    return getattr(client, method)(url)
+
+
+@pytest.mark.parametrize(("name", "method", "least", "key"), CASES)
+def test_anonymous_users_are_sent_to_login(client, objects, name, method, least, key):
+    response = _request(client, objects, name, method, key)
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+@pytest.mark.parametrize(("name", "method", "least", "key"), CASES)
+@pytest.mark.parametrize(
+    "role", [None, Role.VIEWER, Role.REVIEWER, Role.ADMIN], ids=["outsider", "viewer", "reviewer", "admin"]
+)
+def test_each_role_gets_exactly_what_it_may(client, objects, name, method, least, key, role):
+    client.force_login(make_user(f"user-{role}", role))
+    response = _request(client, objects, name, method, key)
+    if role is not None and role >= least:
+        # Allowed: the page, a redirect after a change, or a form error.
+        assert response.status_code in (200, 302, 400), response.content[:500]
+    else:
+        assert response.status_code == 403
+
+
+def test_login_page_is_public_and_logs_in(client, admin):
+    from tests.conftest import PASSWORD
+
+    assert client.get(reverse("login")).status_code == 200
+    response = client.post(reverse("login"), {"username": admin.username, "password": PASSWORD})
+    assert response.status_code == 302 and response.url == reverse("overview")
+    assert client.get(reverse("overview")).status_code == 200

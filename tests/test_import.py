@@ -1,0 +1,106 @@
+"""nmap XML import: the same diff engine as scans; bad files write nothing."""
+
+import html
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from inventory.choices import PortState
+from inventory.models import Host, Service, Zone
+from scans.choices import ChangeKind, RunStatus, Trigger
+from scans.models import Change, ScanRun
+
+pytestmark = pytest.mark.django_db
+
+FIXTURES = Path(__file__).parent / "fixtures" / "nmap"
+REAL = FIXTURES / "lab_two_hosts_versions.xml"
+
+
+def upload(client, path: Path, **data):
+    file = SimpleUploadedFile(path.name, path.read_bytes(), content_type="text/xml")
+    return client.post(reverse("import"), {"file": file, "zone": Zone.default().pk, **data})
+
+
+def test_admin_imports_a_real_nmap_file(as_admin):
+    response = upload(as_admin, REAL)
+
+    run = ScanRun.objects.get()
+    assert response.status_code == 302 and response.url == run.get_absolute_url()
+    assert (run.trigger, run.status, run.hosts_total, run.hosts_up) == (Trigger.IMPORT, RunStatus.SUCCEEDED, 2, 2)
+    assert run.chunks.get().coverage == {"tcp": "41000-41100"}
+    assert set(Change.objects.filter(kind=ChangeKind.PORT_OPENED).values_list("host__address", "port")) == {
+        ("127.77.9.1", 41022),
+        ("127.77.9.1", 41080),
+        ("127.77.9.2", 41025),
+    }
+    ssh = Service.objects.get(port=41022)
+    assert (ssh.product, ssh.version, ssh.identified) == ("OpenSSH", "9.2p1 Debian 2+deb12u3", True)
+    # Observations carry nmap's own time, not the upload's.
+    assert Host.objects.get(address="127.77.9.1").last_seen.isoformat() == "2026-11-23T10:49:13+00:00"
+
+
+def test_importing_the_same_file_twice_changes_nothing(as_admin):
+    upload(as_admin, REAL)
+    upload(as_admin, REAL)
+    second = ScanRun.objects.order_by("-created_at").first()
+    assert second.status == RunStatus.SUCCEEDED
+    assert not Change.objects.filter(run=second).exists()
+
+
+def test_an_older_file_never_overrides_newer_scans(as_admin):
+    upload(as_admin, REAL)
+    later = Host.objects.get(address="127.77.9.1").last_scanned + timedelta(hours=1)
+    Host.objects.update(last_scanned=later)
+    Service.objects.filter(port=41022).update(state=PortState.CLOSED)
+
+    upload(as_admin, REAL)
+
+    assert Service.objects.get(port=41022).state == PortState.CLOSED
+    assert not Change.objects.filter(run=ScanRun.objects.order_by("-created_at").first()).exists()
+
+
+@pytest.mark.parametrize(
+    ("fixture", "message"),
+    [
+        ("truncated_mid_host.xml", "malformed or truncated"),
+        ("no_runstats.xml", "ends before nmap's run statistics"),
+        ("portid_not_a_number.xml", "not a number"),
+        ("wrong_root.xml", "not an nmap XML file"),
+        ("xxe_external_entity.xml", "declares XML entities"),
+        ("billion_laughs.xml", "declares XML entities"),
+        ("nmap_reported_error.xml", "did not complete"),
+        ("not_xml.xml", "malformed"),
+    ],
+)
+def test_a_bad_file_is_refused_and_nothing_is_written(as_admin, fixture, message):
+    response = upload(as_admin, FIXTURES / fixture)
+
+    assert response.status_code == 400
+    page = html.unescape(response.content.decode())
+    assert message in page and "Nothing was imported" in page
+    assert not ScanRun.objects.exists()
+    assert not Host.objects.exists()
+    assert not Change.objects.exists()
+
+
+def test_an_oversized_upload_is_refused_with_413(as_admin, settings):
+    settings.IMPORT_MAX_BYTES = 1024
+    response = upload(as_admin, REAL)
+    assert response.status_code == 413
+    assert "imports are limited to" in response.content.decode()
+    assert not ScanRun.objects.exists()
+
+
+def test_the_command_imports_and_refuses_the_same_way(capsys):
+    call_command("import_nmap", str(REAL))
+    assert "Imported lab_two_hosts_versions.xml: 2 host(s), 2 up, 5 change(s)" in capsys.readouterr().out
+
+    with pytest.raises(CommandError, match=r"declares XML entities.*Nothing was imported"):
+        call_command("import_nmap", str(FIXTURES / "billion_laughs.xml"))
+    with pytest.raises(CommandError, match="No such zone: nowhere"):
+        call_command("import_nmap", str(REAL), "--zone", "nowhere")
+    assert ScanRun.objects.count() == 1
