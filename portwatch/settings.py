@@ -191,6 +191,9 @@ SCAN_CONFIRM_CHANGES = env_bool("SCAN_CONFIRM_CHANGES", True)
 # flapping: its changes are recorded, its alerts damped.
 FLAP_THRESHOLD = env_int("FLAP_THRESHOLD", 4, minimum=2)
 FLAP_WINDOW_MINUTES = env_int("FLAP_WINDOW_MINUTES", 24 * 60, minimum=1)
+# On PostgreSQL, diff in set-based SQL (off: the batched ORM engine SQLite uses;
+# both implement one specification, and the tests hold them to it).
+INGEST_SQL_ENGINE = env_bool("INGEST_SQL_ENGINE", True)
 # Files at least this large are parsed by several processes at once.
 INGEST_PARALLEL_MIN_BYTES = env_int("INGEST_PARALLEL_MIN_BYTES", 16 * 1024 * 1024, minimum=0)
 # Largest nmap XML file an import accepts, in bytes.

@@ -607,7 +607,7 @@ def _stage_old_sets(cursor) -> None:
 
 
 def is_available() -> bool:
-    return connection.vendor == "postgresql"
+    return connection.vendor == "postgresql" and settings.INGEST_SQL_ENGINE
 
 
 def _statements(sql: str) -> list[str]:

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from inventory.models import Service
 from inventory.ports import PortSet
 from scans import confirm
 from scans.choices import ChunkStatus, RunStatus, ScheduleKind, Trigger
@@ -521,3 +522,15 @@ def sweep(now: datetime | None = None) -> None:
     )
     for run_id in open_runs.values_list("pk", flat=True):
         finalize_run(run_id)
+
+
+def expire_flapping(now: datetime | None = None) -> int:
+    """Clear the flapping mark of ports that have not toggled for a whole window.
+
+    The mark is set when a change is recorded; a port that then settles makes
+    no change at all, so the tick takes the mark off once FLAP_WINDOW has
+    passed since its last change. Returns how many ports settled.
+    """
+    now = now or timezone.now()
+    settled_before = now - timedelta(minutes=settings.FLAP_WINDOW_MINUTES)
+    return Service.objects.filter(flapping=True, last_changed__lt=settled_before).update(flapping=False)

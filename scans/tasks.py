@@ -26,3 +26,4 @@ def scan_chunk(self, chunk_id: int) -> None:
 def tick() -> None:
     services.enqueue_due_runs()
     services.sweep()
+    services.expire_flapping()

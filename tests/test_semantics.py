@@ -1,0 +1,207 @@
+"""Every row of the diff-semantics table (DESIGN.md), on PostgreSQL, from nmap XML.
+
+Each scenario is a folder of nmap XML files under fixtures/nmap/semantics/,
+imported in order (one hour apart, by nmap's own start times). The table says
+which changes the LAST file must produce and what the inventory then holds.
+
+Every scenario runs through each way a scan reaches the database:
+
+- ``sql-file``: the set-based SQL engine fed by parallel parser processes
+  (``ingest_file``, forced parallel even for these small files);
+- ``sql-stream``: the SQL engine fed by the streaming reader in-process;
+- ``python``: the batched engine (``scans.diff`` + ORM) the SQLite default uses.
+
+So the three are held to one specification.
+"""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from inventory.choices import HostStatus, PortState
+from inventory.models import Host, Service, Zone
+from scans.choices import ChangeKind as K
+from scans.imports import import_nmap_xml
+from scans.models import Change
+from scans.nmap_xml import NmapRunInfo, NmapXmlError, fragments, read_fragment
+from scans.services import expire_flapping
+
+pytestmark = pytest.mark.django_db
+
+SCENARIOS = Path(__file__).parent / "fixtures" / "nmap" / "semantics"
+A, B = "10.20.0.1", "10.20.0.2"
+ENGINES = ("sql-file", "sql-stream", "python")
+
+
+@dataclass(frozen=True)
+class Row:
+    scenario: str
+    changes: set  # (kind, address, port or None) made by the last file
+    ports: dict = field(default_factory=dict)  # (address, port) -> state afterwards
+    hosts: dict = field(default_factory=dict)  # address -> status afterwards
+    stale: frozenset = frozenset()  # (address, port) kept from before, not re-observed
+    refused: bool = False  # the last file is refused as a whole
+
+
+TABLE = [
+    # host up, port probed, open | unknown -> port_opened
+    Row("port_opened_from_unknown", {(K.PORT_OPENED, A, 80)}, {(A, 22): "open", (A, 80): "open"}),
+    # host up, port probed, open | closed -> port_opened
+    Row("port_opened_from_closed", {(K.PORT_OPENED, A, 80)}, {(A, 80): "open"}),
+    # host up, port probed, closed | open -> port_closed
+    Row("port_closed_when_probed", {(K.PORT_CLOSED, A, 80)}, {(A, 22): "open", (A, 80): "closed"}),
+    # host up, port probed, filtered | open -> port_filtered (not closed)
+    Row("port_filtered_is_not_closed", {(K.PORT_FILTERED, A, 80)}, {(A, 80): "filtered"}),
+    # host up, port not in the probed set | open -> nothing
+    Row("port_outside_probed_set_not_observed", set(), {(A, 22): "open", (A, 8080): "open"}),
+    # host silent after a completed scan | up with open ports -> host_unreachable, ports kept and stale
+    Row(
+        "host_unreachable_keeps_ports_stale",
+        {(K.HOST_UNREACHABLE, A, None)},
+        {(A, 22): "open", (A, 80): "open", (B, 443): "open"},
+        {A: HostStatus.UNREACHABLE, B: HostStatus.UP},
+        stale=frozenset({(A, 22), (A, 80)}),
+    ),
+    # host responds again | unreachable -> host_returned, then its ports are diffed
+    Row(
+        "host_returned_then_ports_diffed",
+        {(K.HOST_RETURNED, A, None), (K.PORT_OPENED, A, 443), (K.PORT_CLOSED, A, 80)},
+        {(A, 22): "open", (A, 80): "closed", (A, 443): "open"},
+        {A: HostStatus.UP},
+    ),
+    # address never seen, up -> host_discovered + port_opened for each open port
+    Row(
+        "host_discovered_with_open_ports",
+        {(K.HOST_DISCOVERED, A, None), (K.PORT_OPENED, A, 22), (K.PORT_OPENED, A, 80)},
+        {(A, 22): "open", (A, 80): "open", (B, 443): "open"},
+        {A: HostStatus.UP},
+    ),
+    # nmap error -> nothing at all, the file is refused
+    Row("nmap_error_concludes_nothing", set(), {(A, 22): "open", (A, 80): "open"}, refused=True),
+    # a host nmap gave up on (host timeout) can open ports but never close them
+    Row("timed_out_host_closes_nothing", {(K.PORT_OPENED, A, 443)}, {(A, 80): "open", (A, 443): "open"}),
+    # service product/version differs | open -> service_changed
+    Row("service_changed", {(K.SERVICE_CHANGED, A, 22)}, {(A, 22): "open"}),
+    # the same scan again -> no second change
+    Row("same_scan_twice", set(), {(A, 22): "open", (A, 80): "open"}),
+    # toggling open/closed again and again -> still recorded, marked flapping
+    Row("port_flapping", {(K.PORT_CLOSED, A, 80)}, {(A, 80): "closed"}),
+]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request, settings, monkeypatch):
+    if request.param == "python":
+        settings.INGEST_SQL_ENGINE = False
+    settings.INGEST_PARALLEL_MIN_BYTES = 0  # sql-file: parse in several processes however small
+    return request.param
+
+
+def import_all(paths: list[Path], engine: str):
+    zone = Zone.default()
+    runs = []
+    for path in paths:
+        with open(path, "rb") as source:
+            on_disk = str(path) if engine == "sql-file" else None
+            runs.append(import_nmap_xml(source, zone=zone, name=path.name, path=on_disk))
+    return runs
+
+
+def changes_of(run) -> set:
+    return {(change.kind, change.host.address, change.port) for change in Change.objects.filter(run=run)}
+
+
+@pytest.mark.parametrize("row", TABLE, ids=[row.scenario for row in TABLE])
+def test_semantics_table(row: Row, engine):
+    files = sorted((SCENARIOS / row.scenario).glob("*.xml"))
+    assert len(files) >= 2, "a scenario needs a before and an after"
+    *before, last = files
+    import_all(before, engine)
+    changes_before = Change.objects.count()
+
+    if row.refused:
+        with pytest.raises(NmapXmlError):
+            import_all([last], engine)
+        assert Change.objects.count() == changes_before
+    else:
+        (run,) = import_all([last], engine)
+        assert changes_of(run) == row.changes
+
+    services = {(s.host.address, s.port): s for s in Service.objects.select_related("host")}
+    for key, state in row.ports.items():
+        assert services[key].state == state, key
+    for address, status in row.hosts.items():
+        assert Host.objects.get(address=address).status == status
+    assert {key for key, service in services.items() if service.stale} == set(row.stale)
+
+
+def test_a_port_that_keeps_toggling_is_marked_flapping(engine, settings):
+    settings.FLAP_THRESHOLD = 4
+    import_all(sorted((SCENARIOS / "port_flapping").glob("*.xml")), engine)
+
+    toggles = Change.objects.filter(port=80).order_by("created_at")
+    # opened, closed, opened: below the threshold; the 4th toggle and later are flapping.
+    assert [(c.kind, c.flapping) for c in toggles] == [
+        (K.PORT_OPENED, False),
+        (K.PORT_CLOSED, False),
+        (K.PORT_OPENED, False),
+        (K.PORT_CLOSED, True),
+        (K.PORT_OPENED, True),
+        (K.PORT_CLOSED, True),
+    ]
+    assert Service.objects.get(port=80).flapping
+    assert not Service.objects.get(port=22).flapping
+
+
+def test_a_returned_host_has_its_stale_ports_refreshed(engine):
+    import_all(sorted((SCENARIOS / "host_returned_then_ports_diffed").glob("*.xml")), engine)
+    assert not Service.objects.filter(stale=True).exists()
+    assert Service.objects.get(port=22).state == PortState.OPEN
+
+
+def test_the_flapping_mark_is_cleared_once_the_port_settles(engine, settings):
+    # The fixture scans are an hour apart: six toggles fit in six hours.
+    settings.FLAP_THRESHOLD, settings.FLAP_WINDOW_MINUTES = 4, 6 * 60
+    import_all(sorted((SCENARIOS / "port_flapping").glob("*.xml")), engine)
+    settled = Service.objects.get(port=80)
+    assert settled.flapping
+
+    assert expire_flapping(now=settled.last_changed + timedelta(minutes=6 * 60 - 1)) == 0
+    assert expire_flapping(now=settled.last_changed + timedelta(minutes=6 * 60 + 1)) == 1
+    assert not Service.objects.get(port=80).flapping
+
+
+def many_hosts_file(tmp_path, repeat_first: bool) -> Path:
+    """A scan of 64 hosts (so a parallel parse cuts it into several fragments),
+    optionally listing the first host again at the very end."""
+    text = (SCENARIOS / "port_opened_from_unknown" / "01.xml").read_text()
+    head, rest = text.split("<host ", 1)
+    host, tail = rest.split("</host>\n", 1)
+    hosts = [f"<host {host.replace(A, f'10.21.0.{n}')}</host>\n" for n in range(1, 65)]
+    if repeat_first:
+        hosts.append(hosts[0])
+    path = tmp_path / "many.xml"
+    path.write_text(head + "".join(hosts) + tail)
+    return path
+
+
+def test_a_host_listed_twice_is_refused_even_across_fragments(engine, tmp_path):
+    path = many_hosts_file(tmp_path, repeat_first=True)
+    with pytest.raises(NmapXmlError, match=r"The host 10\.21\.0\.1 is listed twice"):
+        import_all([path], engine)
+    assert not Host.objects.exists() and not Change.objects.exists()
+
+    import_all([many_hosts_file(tmp_path, repeat_first=False)], engine)
+    assert Host.objects.count() == 64
+    assert Change.objects.filter(kind=K.PORT_OPENED).count() == 64
+
+
+def test_a_large_file_is_cut_into_fragments_parsed_in_parallel(tmp_path):
+    path = many_hosts_file(tmp_path, repeat_first=False)
+    pieces = fragments(str(path), 4)
+    assert len(pieces) == 4
+    info = NmapRunInfo()
+    addresses = [host.address for piece in pieces for host in read_fragment(str(path), piece, info)]
+    assert addresses == [f"10.21.0.{n}" for n in range(1, 65)]
