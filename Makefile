@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test lint format ensure-nmap clean bench-pipeline bench-ingest
+.PHONY: run test lint format ensure-nmap ensure-ndiff clean bench-pipeline bench-ingest
 
 # --- set-up ---------------------------------------------------------------------
 
@@ -61,6 +61,15 @@ clean:
 bench-pipeline: $(VENV)/.dev ensure-nmap
 	python -m tests.stack python -m bench.pipeline
 
-bench-ingest: $(VENV)/.dev
-	@command -v ndiff >/dev/null 2>&1 || { echo "ndiff is not installed: sudo apt-get install ndiff" >&2; exit 1; }
-	python -m tests.stack python -m bench.ingest
+ensure-ndiff:
+	@if ! command -v ndiff >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "ndiff (the anchor of bench-ingest) is missing; installing it with apt-get..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ndiff >/dev/null; \
+	  else \
+	    echo "ndiff is not installed. Install it with: sudo apt-get install ndiff" >&2; exit 1; \
+	  fi; \
+	fi
+
+bench-ingest: $(VENV)/.dev ensure-ndiff
+	python -m tests.stack python -m bench.ingest $(BENCH_ARGS)

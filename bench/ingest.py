@@ -19,6 +19,7 @@ The last line reads
 
 import argparse
 import json
+import logging
 import os
 import re
 import shutil
@@ -78,11 +79,11 @@ class PeakMemory:
 
 
 def run_measured(
-    argv: list[str], env: dict | None = None, stdout=subprocess.PIPE, ok_codes=(0,)
+    argv: list[str], env: dict | None = None, stdout=subprocess.PIPE, ok_codes=(0,), stderr=subprocess.PIPE
 ) -> tuple[float, int, str]:
     """Run a command; return (wall seconds, peak summed RSS in KiB, stdout)."""
     start = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    process = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=env, cwd=ROOT)
     sampler = PeakMemory(process.pid)
     out, err = process.communicate()
     elapsed = time.perf_counter() - start
@@ -109,6 +110,9 @@ def ndiff_ports(text: str) -> tuple[set, set]:
 def import_one(path: str) -> None:
     """Child mode: import one file and print what happened, as JSON."""
     setup_django(os.environ["DATABASE_URL"], migrate=False)
+    if os.environ.get("BENCH_PROFILE"):
+        logging.basicConfig(stream=sys.stderr, format="  %(message)s")
+        logging.getLogger("scans.ingest_pg").setLevel(logging.DEBUG)
     from inventory.models import Zone
     from scans.imports import import_nmap_xml
 
@@ -118,7 +122,7 @@ def import_one(path: str) -> None:
     print(json.dumps({"seconds": time.perf_counter() - start, "run": run.pk}))
 
 
-def measure(hosts: int, workdir: Path, database_url: str) -> dict:
+def measure(hosts: int, workdir: Path, database_url: str, *, profile: bool = False) -> dict:
     scan1, scan2, moved = generate(workdir / f"h{hosts}", hosts)
     env = dict(os.environ, DATABASE_URL=database_url)
 
@@ -134,7 +138,11 @@ def measure(hosts: int, workdir: Path, database_url: str) -> dict:
     # middle of the measured import (scan 1 wrote 720k rows).
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
-    pw_wall, pw_peak, out = run_measured([*child, str(scan2)], env)
+    if profile:
+        print(f"{hosts} hosts, scan 2, SQL statements:", flush=True)
+        pw_wall, pw_peak, out = run_measured([*child, str(scan2)], dict(env, BENCH_PROFILE="1"), stderr=None)
+    else:
+        pw_wall, pw_peak, out = run_measured([*child, str(scan2)], env)
     result = json.loads(out.strip().splitlines()[-1])
 
     ndiff_out = workdir / "ndiff.txt"
@@ -169,6 +177,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="4096,16384,65536", help="comma-separated host counts; the last is reported")
     parser.add_argument("--import-one", metavar="FILE", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true", help="print each SQL statement's time (measured import)")
     args = parser.parse_args()
     if args.import_one:
         import_one(args.import_one)
@@ -181,7 +190,7 @@ def main() -> None:
     results = []
     try:
         for hosts in [int(size) for size in args.sizes.split(",")]:
-            result = measure(hosts, workdir, database_url)
+            result = measure(hosts, workdir, database_url, profile=args.profile)
             results.append(result)
             print(
                 f"{hosts:>6} hosts: PortWatch ingest+diff {result['pw_seconds']:6.2f} s "

@@ -24,11 +24,13 @@ this engine and ``scans.diff`` agree on random scans.
 import gc
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import signal
 import tempfile
+import time
 import traceback
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -40,6 +42,8 @@ from django.db import connection
 
 from scans.diff import Coverage
 from scans.nmap_xml import ALL_PROTOCOLS, HostObservation, NmapRunInfo, NmapXmlError, fragments, read_fragment
+
+logger = logging.getLogger(__name__)
 
 COLUMNS = (
     "kind, address, up, timed_out, hostnames, other_state, protocols, ports, states, names, "
@@ -587,8 +591,12 @@ def apply_staged(
 
 
 def _run(cursor, statements: list[str], params: dict) -> None:
+    timed = logger.isEnabledFor(logging.DEBUG)
     for statement in statements:
+        start = time.perf_counter()
         cursor.execute(statement, params if "%(" in statement else None)
+        if timed:  # `make bench-ingest BENCH_ARGS=--profile` shows where the time goes
+            logger.debug("%7.1f ms  %s", (time.perf_counter() - start) * 1000, " ".join(statement.split())[:100])
 
 
 def _stage_old_sets(cursor) -> None:
