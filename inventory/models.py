@@ -9,6 +9,7 @@ import hashlib
 import uuid
 from functools import lru_cache
 
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
@@ -194,3 +195,62 @@ class Service(models.Model):
         ):
             return max(self.last_seen, host.last_seen)
         return self.last_seen
+
+
+class AuditEntry(models.Model):
+    """One decision or configuration change: who, when, what, before and after.
+
+    Append-only and hash-chained: each entry's hash covers its content and the
+    previous entry's hash, so ``manage.py verify_audit`` finds any entry that
+    was altered, removed or inserted. Written only through ``inventory.audit``.
+    """
+
+    seq = models.PositiveBigIntegerField(unique=True)
+    at = models.DateTimeField()
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # The name at the time: a renamed or deleted user does not rewrite history.
+    actor_name = models.CharField(max_length=150)
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=255, blank=True)
+    summary = models.TextField(blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-seq"]
+        verbose_name_plural = "audit entries"
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="audit_object_idx"),
+            models.Index(fields=["action", "-seq"], name="audit_action_idx"),
+            models.Index(fields=["actor_name", "-seq"], name="audit_actor_idx"),
+        ]
+
+    def __str__(self):
+        return f"#{self.seq} {self.action} by {self.actor_name}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AuditLogError("Audit entries are never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditLogError("Audit entries are never deleted.")
+
+
+class AuditHead(models.Model):
+    """The chain's last entry (one row): appends lock it, so they are serial,
+    and ``verify_audit`` finds an entry cut off the end of the chain."""
+
+    seq = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default="0" * 64)
+
+    def __str__(self):
+        return f"audit head #{self.seq} {self.hash}"
+
+
+class AuditLogError(Exception):
+    pass

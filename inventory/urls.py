@@ -6,6 +6,7 @@ urlpatterns = [
     path("hosts/", views.HostListView.as_view(), name="host-list"),
     path("hosts/<uuid:public_id>/", views.HostDetailView.as_view(), name="host-detail"),
     path("zones/", views.ZoneListView.as_view(), name="zone-list"),
+    path("audit/", views.AuditListView.as_view(), name="audit-list"),
     path("zones/new/", views.ZoneCreateView.as_view(), name="zone-create"),
     path("zones/<slug:name>/edit/", views.ZoneUpdateView.as_view(), name="zone-edit"),
 ]

@@ -5,9 +5,11 @@ from django.db.models import Count, Q
 from django.urls import reverse_lazy
 from django.views.generic import CreateView, DetailView, ListView, UpdateView
 
+from inventory.audit import AuditedFormMixin
 from inventory.choices import PortState
+from inventory.filters import AuditFilter
 from inventory.forms import ZoneForm
-from inventory.models import Host, Zone
+from inventory.models import AuditEntry, Host, Zone
 from portwatch.roles import Role, RoleRequiredMixin
 
 
@@ -49,8 +51,9 @@ class ZoneListView(RoleRequiredMixin, ListView):
         )
 
 
-class ZoneCreateView(RoleRequiredMixin, CreateView):
+class ZoneCreateView(AuditedFormMixin, RoleRequiredMixin, CreateView):
     required_role = Role.ADMIN
+    audit_name = "zone"
     model = Zone
     form_class = ZoneForm
     template_name = "inventory/zone_form.html"
@@ -63,3 +66,21 @@ class ZoneCreateView(RoleRequiredMixin, CreateView):
 
 class ZoneUpdateView(ZoneCreateView, UpdateView):
     slug_field = slug_url_kwarg = "name"
+
+
+class AuditListView(RoleRequiredMixin, ListView):
+    """The audit log, newest first, with filters. Read-only for everyone."""
+
+    paginate_by = 100
+    template_name = "inventory/audit_list.html"
+
+    def get_queryset(self):
+        self.filterset = AuditFilter(self.request.GET or None, queryset=AuditEntry.objects.all())
+        if self.filterset.is_bound and not self.filterset.is_valid():
+            return AuditEntry.objects.none()
+        return self.filterset.qs
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["filter"] = self.filterset
+        return context

@@ -13,6 +13,7 @@ from typing import BinaryIO
 from django.db import transaction
 from django.utils import timezone
 
+from inventory import audit
 from scans import ingest_pg
 from scans.choices import ChunkStatus, RunStatus, Trigger
 from scans.diff import Coverage
@@ -64,4 +65,11 @@ def import_nmap_xml(source: BinaryIO, *, zone, requested_by=None, name: str = ""
         run.hosts_up = summary.hosts_up
         run.finished_at = finished
         run.save(update_fields=["status", "hosts_total", "hosts_done", "hosts_up", "finished_at"])
+        audit.record(
+            requested_by,
+            "import",
+            run,
+            object_repr=run.targets,
+            summary=f"{summary.hosts_seen} host(s), {summary.total_changes} change(s), into zone {zone.name}.",
+        )
     return run

@@ -3,11 +3,14 @@
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.views import View
 from django.views.generic import CreateView, DetailView, ListView, UpdateView
 
+from inventory import audit
+from inventory.audit import AuditedFormMixin
 from portwatch.roles import Role, RoleRequiredMixin, has_role
 from scans import services
 from scans.forms import ImportForm, ScanProfileForm, ScanTargetForm, ScopeRuleForm
@@ -39,8 +42,9 @@ class TargetDetailView(RoleRequiredMixin, DetailView):
         return context
 
 
-class TargetCreateView(RoleRequiredMixin, CreateView):
+class TargetCreateView(AuditedFormMixin, RoleRequiredMixin, CreateView):
     required_role = Role.ADMIN
+    audit_name = "target"
     model = ScanTarget
     form_class = ScanTargetForm
     template_name = "scans/target_form.html"
@@ -52,8 +56,9 @@ class TargetCreateView(RoleRequiredMixin, CreateView):
         return response
 
 
-class TargetUpdateView(RoleRequiredMixin, UpdateView):
+class TargetUpdateView(AuditedFormMixin, RoleRequiredMixin, UpdateView):
     required_role = Role.ADMIN
+    audit_name = "target"
     model = ScanTarget
     context_object_name = "target"
     form_class = ScanTargetForm
@@ -76,7 +81,9 @@ class TargetScanView(RoleRequiredMixin, View):
         target = get_object_or_404(ScanTarget, public_id=public_id)
         only = request.POST.get("address") or None
         try:
-            run = services.start_run(target, requested_by=request.user, only=only)
+            with transaction.atomic():
+                run = services.start_run(target, requested_by=request.user, only=only)
+                audit.record(request.user, "target.scan", target, summary=f"Scan now of {only or 'every target'}.")
         except (TargetSpecError, ScopeError) as error:
             messages.error(request, f"Not scanned: {error}")
             return redirect(target)
@@ -128,7 +135,11 @@ class RunCancelView(RoleRequiredMixin, View):
 
     def post(self, request, public_id):
         run = get_object_or_404(ScanRun, public_id=public_id)
-        if services.cancel_run(run):
+        with transaction.atomic():
+            cancelled = services.cancel_run(run)
+            if cancelled:
+                audit.record(request.user, "run.cancel", run)
+        if cancelled:
             messages.success(request, "Cancelling the run: running nmap processes are being stopped.")
         else:
             messages.info(request, "The run had already finished.")
@@ -140,8 +151,9 @@ class ProfileListView(RoleRequiredMixin, ListView):
     template_name = "scans/profile_list.html"
 
 
-class ProfileCreateView(RoleRequiredMixin, CreateView):
+class ProfileCreateView(AuditedFormMixin, RoleRequiredMixin, CreateView):
     required_role = Role.ADMIN
+    audit_name = "profile"
     model = ScanProfile
     form_class = ScanProfileForm
     template_name = "scans/profile_form.html"
@@ -180,7 +192,9 @@ class ScopeView(RoleRequiredMixin, View):
         if not form.is_valid():
             return self.get(request, form)
         form.instance.created_by = request.user
-        rule = form.save()
+        with transaction.atomic():
+            rule = form.save()
+            audit.record(request.user, "scope.add", rule, after=audit.snapshot(rule))
         messages.success(request, f"Scope rule added: {rule.action} {rule.network}.")
         return redirect("scope")
 
@@ -194,7 +208,9 @@ class ScopeRuleDeleteView(RoleRequiredMixin, View):
         if rule.locked:
             messages.error(request, f"{rule.network} is a built-in exclusion and cannot be removed.")
         else:
-            rule.delete()
+            with transaction.atomic():
+                audit.record(request.user, "scope.remove", rule, before=audit.snapshot(rule))
+                rule.delete()
             messages.success(request, f"Scope rule removed: {rule.action} {rule.network}.")
         return redirect("scope")
 
@@ -236,6 +252,13 @@ class ImportView(RoleRequiredMixin, View):
             )
         except NmapXmlError as error:
             form.add_error("file", f"{error} Nothing was imported.")
+            audit.record(
+                request.user,
+                "import.refuse",
+                object_type="nmap XML file",
+                object_repr=upload.name[:255],
+                summary=str(error),
+            )
             return render(request, self.template_name, {"form": form}, status=400)
         messages.success(
             request, f"Imported {upload.name}: {run.hosts_total} host(s), {run.changes.count()} change(s)."

@@ -48,6 +48,7 @@ MATRIX = [
     ("host-list", "get", Role.VIEWER, None),
     ("host-detail", "get", Role.VIEWER, "host"),
     ("zone-list", "get", Role.VIEWER, None),
+    ("audit-list", "get", Role.VIEWER, None),
     ("zone-create", "get", Role.ADMIN, None),
     ("zone-create", "post", Role.ADMIN, None),
     ("zone-edit", "get", Role.ADMIN, "zone"),

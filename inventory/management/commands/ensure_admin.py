@@ -5,7 +5,9 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
+from django.db import transaction
 
+from inventory import audit
 from portwatch.roles import GROUP_NAMES, Role
 
 
@@ -21,8 +23,10 @@ class Command(BaseCommand):
             self.stdout.write("An account already exists; no admin account was created.")
             return
         password = secrets.token_urlsafe(12)
-        user = User.objects.create_user(username=username, password=password)
-        user.groups.add(Group.objects.get(name=GROUP_NAMES[Role.ADMIN]))
+        with transaction.atomic():
+            user = User.objects.create_user(username=username, password=password)
+            user.groups.add(Group.objects.get(name=GROUP_NAMES[Role.ADMIN]))
+            audit.record(None, "user.create", user, summary="First admin account, created by manage.py ensure_admin.")
         self.stdout.write(
             self.style.SUCCESS("Created the first admin account (this password is shown only once):")
             + f"\n    username: {username}\n    password: {password}\n"
