@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from inventory.choices import HostStatus, PortState, Protocol
+from inventory.choices import HostStatus, PortState, Protocol, RiskCategory, Severity
 from inventory.constants import DEFAULT_ZONE, PORT_MAX, PORT_MIN, SERVICE_TEXT_MAX_LENGTH
 from inventory.ports import PortSet
 
@@ -254,3 +254,43 @@ class AuditHead(models.Model):
 
 class AuditLogError(Exception):
     pass
+
+
+class RiskRule(models.Model):
+    """A kind of port that is risky to expose: matched by port, or by the
+    service name nmap identified (a database moved to another port is still one).
+
+    Built-in rules come with PortWatch; admins edit their severity and add more.
+    """
+
+    protocol = models.CharField(max_length=4, choices=Protocol.choices, default=Protocol.TCP)
+    port = models.PositiveIntegerField(null=True, blank=True, help_text="Leave empty to match by service name only.")
+    service_name = models.CharField(
+        max_length=64, blank=True, help_text="nmap's service name, e.g. redis; matches on any port."
+    )
+    label = models.CharField(max_length=80, help_text="What it is, e.g. Redis.")
+    category = models.CharField(max_length=16, choices=RiskCategory.choices)
+    severity = models.PositiveSmallIntegerField(choices=Severity.choices)
+    builtin = models.BooleanField(default=False, editable=False)
+
+    class Meta:
+        ordering = ["-severity", "port", "service_name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(port__isnull=True, service_name=""), name="riskrule_port_or_service"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(port__isnull=True) | models.Q(port__gte=PORT_MIN, port__lte=PORT_MAX),
+                name="riskrule_port_in_range",
+            ),
+            models.UniqueConstraint(
+                fields=["protocol", "port"],
+                condition=models.Q(port__isnull=False),
+                name="riskrule_unique_port",
+                violation_error_message="A risk rule for this port and protocol already exists: edit that one.",
+            ),
+        ]
+
+    def __str__(self):
+        where = f"{self.port}/{self.protocol}" if self.port else f"service {self.service_name}"
+        return f"{self.label} ({where}): {self.get_severity_display()}"

@@ -1,15 +1,19 @@
 """Pages of the inventory: hosts and their ports."""
 
 from django.contrib import messages
+from django.db import transaction
 from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse_lazy
+from django.views import View
 from django.views.generic import CreateView, DetailView, ListView, UpdateView
 
+from inventory import audit
 from inventory.audit import AuditedFormMixin
 from inventory.choices import PortState
 from inventory.filters import AuditFilter
-from inventory.forms import ZoneForm
-from inventory.models import AuditEntry, Host, Zone
+from inventory.forms import RiskRuleForm, ZoneForm
+from inventory.models import AuditEntry, Host, RiskRule, Zone
 from portwatch.roles import Role, RoleRequiredMixin
 
 
@@ -84,3 +88,43 @@ class AuditListView(RoleRequiredMixin, ListView):
         context = super().get_context_data(**kwargs)
         context["filter"] = self.filterset
         return context
+
+
+class RiskListView(RoleRequiredMixin, ListView):
+    """The risk table: everyone reads it, admins edit it."""
+
+    model = RiskRule
+    template_name = "inventory/risk_list.html"
+
+
+class RiskCreateView(AuditedFormMixin, RoleRequiredMixin, CreateView):
+    required_role = Role.ADMIN
+    audit_name = "risk"
+    model = RiskRule
+    form_class = RiskRuleForm
+    template_name = "inventory/risk_form.html"
+    success_url = reverse_lazy("risk-list")
+
+    def form_valid(self, form):
+        messages.success(self.request, f"Risk rule “{form.instance.label}” saved.")
+        return super().form_valid(form)
+
+
+class RiskUpdateView(RiskCreateView, UpdateView):
+    pass
+
+
+class RiskDeleteView(RoleRequiredMixin, View):
+    required_role = Role.ADMIN
+    http_method_names = ["post"]
+
+    def post(self, request, pk):
+        rule = get_object_or_404(RiskRule, pk=pk)
+        if rule.builtin:
+            messages.error(request, f"“{rule.label}” is built in: lower its severity instead of removing it.")
+            return redirect("risk-list")
+        with transaction.atomic():
+            audit.record(request.user, "risk.delete", rule, before=audit.snapshot(rule))
+            rule.delete()
+        messages.success(request, f"Risk rule “{rule.label}” removed.")
+        return redirect("risk-list")

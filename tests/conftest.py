@@ -27,6 +27,7 @@ def pytest_configure(config):
 
 _SEED_MIGRATIONS = [
     "inventory.migrations.0002_default_zone_and_roles",
+    "inventory.migrations.0011_builtin_risk_rules",
     "scans.migrations.0002_builtin_profiles",
     "scans.migrations.0004_default_scope",
 ]

@@ -7,7 +7,7 @@ entry fails ``test_every_url_is_in_the_matrix``.
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from inventory.models import Host, Zone
+from inventory.models import Host, RiskRule, Zone
 from portwatch.roles import Role
 from scans.models import ScanProfile, ScanRun, ScanTarget, ScopeRule
 from tests.conftest import make_user
@@ -39,6 +39,7 @@ def objects(db):
         "profile": profile.slug,
         "zone": zone.name,
         "rule": rule.pk,
+        "risk": RiskRule.objects.get(port=6379).pk,
     }
 
 
@@ -49,6 +50,12 @@ MATRIX = [
     ("host-detail", "get", Role.VIEWER, "host"),
     ("zone-list", "get", Role.VIEWER, None),
     ("audit-list", "get", Role.VIEWER, None),
+    ("risk-list", "get", Role.VIEWER, None),
+    ("risk-create", "get", Role.ADMIN, None),
+    ("risk-create", "post", Role.ADMIN, None),
+    ("risk-edit", "get", Role.ADMIN, "risk"),
+    ("risk-edit", "post", Role.ADMIN, "risk"),
+    ("risk-delete", "post", Role.ADMIN, "risk"),
     ("zone-create", "get", Role.ADMIN, None),
     ("zone-create", "post", Role.ADMIN, None),
     ("zone-edit", "get", Role.ADMIN, "zone"),
