@@ -100,3 +100,19 @@ def test_docker_compose_refuses_to_start_without_secrets(tmp_path):
     result = _compose_config(env, tmp_path)
     assert result.returncode != 0
     assert "set SECRET_KEY in .env" in result.stderr or "set POSTGRES_PASSWORD in .env" in result.stderr
+
+
+def test_the_suites_nmap_refuses_targets_outside_loopback(tmp_path):
+    """No test can scan a real network, whatever scope rules it creates."""
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    assert settings.NMAP_PATH.endswith("tests/nmap_guard.py")
+    targets = tmp_path / "targets"
+    targets.write_text("127.0.0.1\n10.20.0.0/29\n")
+    result = subprocess.run(
+        [sys.executable, settings.NMAP_PATH, "-sn", "-iL", str(targets)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode != 0 and "refusing to scan outside 127.0.0.0/8: 10.20.0.0/29" in result.stderr
