@@ -46,3 +46,45 @@ class RiskCategory(models.TextChoices):
     DEBUG = "debug", "debug endpoint"
     CLEAR_TEXT = "clear-text", "clear-text protocol"
     FILE_SHARING = "file-sharing", "file sharing"
+
+
+class Decision(models.TextChoices):
+    """What a reviewer decided about a port."""
+
+    APPROVED = "approved", "approved"
+    # A violation while the port is open: it must be closed.
+    REJECTED = "rejected", "rejected"
+
+
+class PolicyStatus(models.TextChoices):
+    """Where an open port stands under the port rules (see ``inventory.policy``)."""
+
+    UNREVIEWED = "unreviewed", "unreviewed"
+    APPROVED = "approved", "approved"
+    REJECTED = "rejected", "rejected"
+
+
+class RuleScope(models.TextChoices):
+    """Where a port rule applies; ``SCOPE_RANK`` orders them, most specific last."""
+
+    GLOBAL = "global", "everywhere"
+    ZONE = "zone", "zone"
+    TAG = "tag", "tag"
+    CIDR = "cidr", "network (CIDR)"
+    HOST = "host", "single host"
+
+
+# The most specific scope wins: a host beats a network, a network a tag, a
+# tag a zone, a zone everywhere (a network is cut narrower than a tag, which
+# can span zones).
+SCOPE_RANK = {
+    RuleScope.GLOBAL: 0,
+    RuleScope.ZONE: 1,
+    RuleScope.TAG: 2,
+    RuleScope.CIDR: 3,
+    RuleScope.HOST: 4,
+}
+
+# A rule's protocol may also be "any".
+ANY_PROTOCOL = "any"
+RULE_PROTOCOL_CHOICES = [*Protocol.choices, (ANY_PROTOCOL, "any")]

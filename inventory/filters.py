@@ -1,10 +1,16 @@
 """Filters of the list pages (django-filter: declared once, validated like forms)."""
 
+from datetime import timedelta
+
 import django_filters
 from django import forms
-from django.db.models import Q
+from django.db.models import F, Q
+from django.utils import timezone
 
-from inventory.models import AuditEntry
+from inventory import search
+from inventory.choices import HostStatus, PolicyStatus, PortState, Protocol, Severity
+from inventory.constants import PORT_MAX, PORT_MIN
+from inventory.models import AuditEntry, Host, HostTag, Service, Tag, Zone
 
 
 class AuditFilter(django_filters.FilterSet):
@@ -32,3 +38,165 @@ class AuditFilter(django_filters.FilterSet):
 
     def search(self, queryset, name, value):
         return queryset.filter(Q(object_repr__icontains=value) | Q(summary__icontains=value))
+
+
+# --- hosts and ports -------------------------------------------------------------------
+
+CHANGE_AGES = [("1", "last 24 hours"), ("7", "last 7 days"), ("30", "last 30 days")]
+RISK_CHOICES = [(str(value), f"{label} or worse") for value, label in reversed(Severity.choices) if value]
+
+
+def _changed_within(queryset, field: str, days: str):
+    return queryset.filter(**{f"{field}__gte": timezone.now() - timedelta(days=int(days))})
+
+
+# Each sort is backed by an index (inventory.models), so a page of a million
+# rows is read in index order instead of sorted.
+HOST_SORTS = {
+    "risk": ("risk", [F("risk").desc(nulls_last=True), "address"]),
+    "violating": ("violations", ["-violating_count", "address"]),
+    "unreviewed": ("unreviewed", ["-unreviewed_count", "address"]),
+    "open": ("open ports", ["-open_count", "address"]),
+    "changed": ("last change", [F("last_change_at").desc(nulls_last=True), "id"]),
+}
+HOST_DEFAULT_SORT = ["address", "zone_id"]
+SERVICE_SORTS = {
+    "port": ("port", ["port", "host_id", "protocol"]),
+    "host": ("host", ["host_id", "protocol", "port"]),
+}
+# Violations first ("rejected" sorts before "unreviewed"), then the riskiest, then the oldest: the review queue's order.
+SERVICE_DEFAULT_SORT = [F("policy_status").asc(), F("risk").desc(nulls_last=True), "first_seen", "id"]
+SERVICE_RISK_SORT = [F("risk").desc(nulls_last=True), "first_seen", "id"]
+
+
+class _InventoryFilter(django_filters.FilterSet):
+    """What the host and port lists share: search, zone, tag, owner, risk, change age."""
+
+    q = django_filters.CharFilter(
+        method="search",
+        label="Search",
+        widget=forms.TextInput(attrs={"placeholder": "address, network, port, hostname, service or product"}),
+    )
+    risk = django_filters.ChoiceFilter(choices=RISK_CHOICES, method="filter_risk", label="Risk", empty_label="any")
+    changed = django_filters.ChoiceFilter(
+        choices=CHANGE_AGES, method="filter_changed", label="Changed in", empty_label="any time"
+    )
+
+    def search(self, queryset, name, value):
+        return self.search_function(queryset, search.parse(value))
+
+    def filter_risk(self, queryset, name, value):
+        return queryset.filter(risk__gte=int(value))
+
+    def sort_by(self, queryset, name, value):
+        # Applied last, in filter_queryset.
+        return queryset
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        return queryset.order_by(*self.ordering(self.form.cleaned_data.get("sort") or ""))
+
+
+class HostFilter(_InventoryFilter):
+    zone = django_filters.ModelChoiceFilter(queryset=Zone.objects.all(), to_field_name="name", empty_label="all zones")
+    tag = django_filters.ModelChoiceFilter(
+        queryset=Tag.objects.all(), to_field_name="name", method="filter_tag", empty_label="all tags"
+    )
+    owner = django_filters.CharFilter(field_name="owner", lookup_expr="iexact")
+    policy = django_filters.ChoiceFilter(
+        choices=[
+            ("violating", "has violations"),
+            ("unreviewed", "has unreviewed ports"),
+            ("clean", "everything reviewed"),
+        ],
+        method="filter_policy",
+        label="Policy",
+        empty_label="any",
+    )
+    status = django_filters.ChoiceFilter(choices=HostStatus.choices, empty_label="any")
+    sort = django_filters.ChoiceFilter(
+        choices=[(key, label) for key, (label, _) in HOST_SORTS.items()],
+        method="sort_by",
+        label="Sort",
+        empty_label="address",
+    )
+    search_function = staticmethod(search.filter_hosts)
+
+    class Meta:
+        model = Host
+        fields = ["q", "zone", "tag", "owner", "policy", "risk", "status", "changed"]
+
+    def ordering(self, sort: str) -> list:
+        return HOST_SORTS[sort][1] if sort in HOST_SORTS else HOST_DEFAULT_SORT
+
+    def filter_tag(self, queryset, name, value):
+        return queryset.filter(pk__in=HostTag.objects.filter(tag=value).values("host_id"))
+
+    def filter_policy(self, queryset, name, value):
+        if value == "violating":
+            return queryset.filter(violating_count__gt=0)
+        if value == "unreviewed":
+            return queryset.filter(unreviewed_count__gt=0)
+        return queryset.filter(violating_count=0, unreviewed_count=0)
+
+    def filter_changed(self, queryset, name, value):
+        return _changed_within(queryset, "last_change_at", value)
+
+
+class ServiceFilter(_InventoryFilter):
+    zone = django_filters.ModelChoiceFilter(
+        queryset=Zone.objects.all(), to_field_name="name", field_name="host__zone", empty_label="all zones"
+    )
+    tag = django_filters.ModelChoiceFilter(
+        queryset=Tag.objects.all(), to_field_name="name", method="filter_tag", empty_label="all tags"
+    )
+    owner = django_filters.CharFilter(field_name="host__owner", lookup_expr="iexact")
+    port = django_filters.NumberFilter(field_name="port", min_value=PORT_MIN, max_value=PORT_MAX)
+    protocol = django_filters.ChoiceFilter(choices=Protocol.choices, empty_label="any")
+    state = django_filters.ChoiceFilter(
+        choices=[*PortState.choices, ("all", "any state")], method="filter_state", empty_label="open"
+    )
+    policy = django_filters.ChoiceFilter(
+        choices=[*PolicyStatus.choices, ("queue", "unreviewed or violating")],
+        method="filter_policy",
+        label="Policy",
+        empty_label="any",
+    )
+    sort = django_filters.ChoiceFilter(
+        choices=[(key, label) for key, (label, _) in SERVICE_SORTS.items()],
+        method="sort_by",
+        label="Sort",
+        empty_label="risk",
+    )
+    search_function = staticmethod(search.filter_services)
+
+    class Meta:
+        model = Service
+        fields = ["q", "zone", "tag", "owner", "port", "protocol", "state", "policy", "risk", "changed"]
+
+    def filter_queryset(self, queryset):
+        # Open ports unless another state is asked for.
+        if not self.form.cleaned_data.get("state"):
+            queryset = queryset.filter(state=PortState.OPEN)
+        return super().filter_queryset(queryset)
+
+    def ordering(self, sort: str) -> list:
+        if sort in SERVICE_SORTS:
+            return SERVICE_SORTS[sort][1]
+        # The queue's order where a policy status is chosen (its index leads
+        # with the status), else risk then age.
+        return SERVICE_DEFAULT_SORT if self.form.cleaned_data.get("policy") else SERVICE_RISK_SORT
+
+    def filter_state(self, queryset, name, value):
+        return queryset if value == "all" else queryset.filter(state=value)
+
+    def filter_tag(self, queryset, name, value):
+        return queryset.filter(host_id__in=HostTag.objects.filter(tag=value).values("host_id"))
+
+    def filter_policy(self, queryset, name, value):
+        if value == "queue":
+            return queryset.filter(policy_status__in=[PolicyStatus.UNREVIEWED, PolicyStatus.REJECTED])
+        return queryset.filter(policy_status=value)
+
+    def filter_changed(self, queryset, name, value):
+        return _changed_within(queryset, "last_changed", value)

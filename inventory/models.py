@@ -6,15 +6,30 @@ reachability or a service's state.
 """
 
 import hashlib
+import ipaddress
 import uuid
 from functools import lru_cache
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
-from inventory.choices import HostStatus, PortState, Protocol, RiskCategory, Severity
+from inventory.choices import (
+    RULE_PROTOCOL_CHOICES,
+    SCOPE_RANK,
+    Decision,
+    HostStatus,
+    PolicyStatus,
+    PortState,
+    Protocol,
+    RiskCategory,
+    RuleScope,
+    Severity,
+)
 from inventory.constants import DEFAULT_ZONE, PORT_MAX, PORT_MIN, SERVICE_TEXT_MAX_LENGTH
+from inventory.lookups import InCidr  # noqa: F401  (registers address__in_cidr)
 from inventory.ports import PortSet
 
 
@@ -92,6 +107,12 @@ class Host(models.Model):
     hostnames = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=16, choices=HostStatus.choices, default=HostStatus.UP)
     owner = models.CharField(max_length=150, blank=True)
+    # The assignment rule that set the owner; None when a person set it (a
+    # rule never overwrites a person's choice).
+    owner_rule = models.ForeignKey(
+        "AssignmentRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    tags = models.ManyToManyField("Tag", through="HostTag", related_name="hosts", blank=True)
     first_seen = models.DateTimeField()
     # Last time the host answered a scan.
     last_seen = models.DateTimeField()
@@ -104,6 +125,17 @@ class Host(models.Model):
     # left nothing pending: an identical next observation (the common case)
     # changes nothing, and the SQL engine skips its per-port diff.
     ports_sig = models.BigIntegerField(null=True, blank=True, editable=False)
+    # A summary of the host's ports, kept by inventory.policy.refresh_hosts
+    # whenever a scan, a rule or a review changes them: the host list sorts
+    # and filters 100,000 hosts on these columns instead of counting ports.
+    # (db_default: the SQL diff engine inserts hosts without naming them.)
+    open_count = models.PositiveIntegerField(default=0, db_default=0, editable=False)
+    unreviewed_count = models.PositiveIntegerField(default=0, db_default=0, editable=False)
+    violating_count = models.PositiveIntegerField(default=0, db_default=0, editable=False)
+    # Highest Severity among the open ports; None: none of them is risky.
+    risk = models.PositiveSmallIntegerField(choices=Severity.choices, null=True, blank=True, editable=False)
+    # When one of its ports last changed (opened, closed, filtered, service).
+    last_change_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [
@@ -112,6 +144,12 @@ class Host(models.Model):
         indexes = [
             # The ingest looks hosts up by address across a batch.
             models.Index(fields=["address"], name="host_address_idx"),
+            # Sort orders of the host list.
+            models.Index(models.F("risk").desc(nulls_last=True), models.F("address"), name="host_risk_idx"),
+            models.Index(fields=["-violating_count", "address"], name="host_violating_idx"),
+            models.Index(fields=["-unreviewed_count", "address"], name="host_unreviewed_idx"),
+            models.Index(fields=["-open_count", "address"], name="host_open_idx"),
+            models.Index(models.F("last_change_at").desc(nulls_last=True), name="host_last_change_idx"),
         ]
         ordering = ["zone__name", "address"]
 
@@ -156,6 +194,17 @@ class Service(models.Model):
     # this is only written when the port changes.
     last_seen = models.DateTimeField()
     last_changed = models.DateTimeField()
+    # Where the port stands under the port rules, and the rule behind it
+    # (None: no rule, so unreviewed). Kept by inventory.policy; NULL status
+    # means "not evaluated yet" (a row the diff engine just inserted).
+    policy_status = models.CharField(  # noqa: DJ001  (NULL is "not evaluated", apart from "")
+        max_length=12, choices=PolicyStatus.choices, null=True, blank=True, editable=False
+    )
+    policy_rule = models.ForeignKey(
+        "PortRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="services", editable=False
+    )
+    # Severity from the risk table (None: not a risky kind of port).
+    risk = models.PositiveSmallIntegerField(choices=Severity.choices, null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [
@@ -169,11 +218,42 @@ class Service(models.Model):
             models.Index(fields=["state", "port"], name="service_state_port_idx"),
             # The scheduler tick clears settled flapping marks (a handful of rows).
             models.Index(fields=["last_changed"], condition=models.Q(flapping=True), name="service_flapping_idx"),
+            # Rows the policy has yet to evaluate (after every ingest).
+            models.Index(fields=["id"], condition=models.Q(policy_status__isnull=True), name="service_pending_idx"),
+            # Review queue (violations, then unreviewed; riskiest, then oldest
+            # first) and the ports view filtered by policy status.
+            models.Index(
+                models.F("policy_status"),
+                models.F("risk").desc(nulls_last=True),
+                models.F("first_seen"),
+                condition=models.Q(state=PortState.OPEN),
+                name="service_queue_idx",
+            ),
+            # Ports view sorted by risk.
+            models.Index(
+                models.F("risk").desc(nulls_last=True),
+                models.F("first_seen"),
+                condition=models.Q(state=PortState.OPEN),
+                name="service_risk_idx",
+            ),
+            # Search by service name ("every redis").
+            models.Index(fields=["name"], name="service_name_idx"),
         ]
         ordering = ["host", "protocol", "port"]
 
     def __str__(self):
         return f"{self.host.address} {self.port}/{self.protocol}"
+
+    def get_absolute_url(self):
+        return reverse("port-detail", args=[self.host.public_id, self.protocol, self.port])
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == PortState.OPEN
+
+    @property
+    def violating(self) -> bool:
+        return self.state == PortState.OPEN and self.policy_status == PolicyStatus.REJECTED
 
     @property
     def label(self) -> str:
@@ -294,3 +374,169 @@ class RiskRule(models.Model):
     def __str__(self):
         where = f"{self.port}/{self.protocol}" if self.port else f"service {self.service_name}"
         return f"{self.label} ({where}): {self.get_severity_display()}"
+
+
+class Tag(models.Model):
+    """A label for hosts (``web``, ``pci``...): rules, filters and alerts select by it."""
+
+    name = models.SlugField(max_length=63, unique=True)
+    description = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class HostTag(models.Model):
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="+")
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="+")
+    # The assignment rule that added it; None when a person did (removing the
+    # rule takes its tags away, never a person's).
+    rule = models.ForeignKey("AssignmentRule", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["host", "tag"], name="hosttag_unique_host_tag")]
+        indexes = [models.Index(fields=["tag", "host"], name="hosttag_tag_host_idx")]
+
+    def __str__(self):
+        return f"{self.host_id}:{self.tag_id}"
+
+
+class AssignmentRule(models.Model):
+    """Hosts within a network get tags and an owner (``10.1.0.0/16`` -> ``pci``, ``payments-team``).
+
+    Applied to the hosts already known when saved and to every host a scan
+    discovers later (``inventory.assignment``).
+    """
+
+    cidr = models.CharField(max_length=64, verbose_name="Network (CIDR)")
+    zone = models.ForeignKey(
+        Zone, null=True, blank=True, on_delete=models.CASCADE, related_name="+", help_text="Empty: every zone."
+    )
+    tags = models.ManyToManyField(Tag, blank=True, related_name="assignment_rules")
+    owner = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["cidr", "pk"]
+
+    def __str__(self):
+        return f"{self.cidr} in {self.zone}" if self.zone_id else self.cidr
+
+
+class PortRule(models.Model):
+    """A decision about a port, or range of ports, within a scope.
+
+    Of the rules that match an open port, the most specific wins (see
+    ``specificity``): a single host beats a network, a longer prefix a
+    shorter one, a network a tag, a tag a zone, a zone everywhere; then a
+    narrower port range; then rejection over approval.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    scope = models.CharField(max_length=8, choices=RuleScope.choices)
+    zone = models.ForeignKey(Zone, null=True, blank=True, on_delete=models.PROTECT, related_name="port_rules")
+    tag = models.ForeignKey(Tag, null=True, blank=True, on_delete=models.PROTECT, related_name="port_rules")
+    cidr = models.CharField(max_length=64, blank=True, verbose_name="Network (CIDR)")
+    host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.CASCADE, related_name="port_rules")
+    protocol = models.CharField(max_length=4, choices=RULE_PROTOCOL_CHOICES, default=Protocol.TCP)
+    port_start = models.PositiveIntegerField()
+    port_end = models.PositiveIntegerField()
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    justification = models.TextField()
+    owner = models.CharField(max_length=150, blank=True, help_text="Who answers for this port.")
+    ticket = models.URLField(max_length=500, blank=True, help_text="Link to the ticket or change request.")
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Empty: never. An expired approval makes its ports unreviewed again."
+    )
+    # Derived on save (see specificity_of): sorting by it picks the winner.
+    specificity = models.BigIntegerField(editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-specificity", "port_start", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(
+                    port_start__gte=PORT_MIN, port_end__lte=PORT_MAX, port_start__lte=models.F("port_end")
+                ),
+                name="portrule_port_range",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(scope=RuleScope.GLOBAL, zone__isnull=True, tag__isnull=True, host__isnull=True, cidr="")
+                    | models.Q(scope=RuleScope.ZONE, zone__isnull=False, tag__isnull=True, host__isnull=True, cidr="")
+                    | models.Q(scope=RuleScope.TAG, zone__isnull=True, tag__isnull=False, host__isnull=True, cidr="")
+                    | (
+                        models.Q(scope=RuleScope.CIDR, zone__isnull=True, tag__isnull=True, host__isnull=True)
+                        & ~models.Q(cidr="")
+                    )
+                    | models.Q(scope=RuleScope.HOST, zone__isnull=True, tag__isnull=True, host__isnull=False, cidr="")
+                ),
+                name="portrule_scope_fields",
+            ),
+        ]
+        indexes = [
+            # Which rules can match a port: the policy looks them up by port.
+            models.Index(fields=["port_start", "port_end"], name="portrule_ports_idx"),
+            models.Index(
+                fields=["expires_at"], condition=models.Q(expires_at__isnull=False), name="portrule_expiry_idx"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_decision_display()} {self.ports_label} on {self.scope_label}"
+
+    def save(self, *args, **kwargs):
+        self.specificity = specificity_of(self)
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self):
+        return reverse("rule-detail", args=[self.public_id])
+
+    def clean(self):
+        if self.scope == RuleScope.CIDR:
+            try:
+                self.cidr = str(ipaddress.ip_network(self.cidr.strip(), strict=False))
+            except ValueError:
+                raise ValidationError({"cidr": f"{self.cidr[:60]!r} is not a network such as 10.1.0.0/16."}) from None
+        if self.port_start is not None and self.port_end is not None and self.port_start > self.port_end:
+            raise ValidationError({"port_end": "The last port comes before the first."})
+
+    @property
+    def ports_label(self) -> str:
+        ports = str(self.port_start) if self.port_start == self.port_end else f"{self.port_start}-{self.port_end}"
+        return f"{ports}/{self.protocol}"
+
+    @property
+    def scope_label(self) -> str:
+        if self.scope == RuleScope.ZONE:
+            return f"zone {self.zone}"
+        if self.scope == RuleScope.TAG:
+            return f"tag {self.tag}"
+        if self.scope == RuleScope.CIDR:
+            return f"network {self.cidr}"
+        if self.scope == RuleScope.HOST:
+            return f"host {self.host} ({self.host.zone})"
+        return "everywhere"
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+
+def specificity_of(rule: PortRule) -> int:
+    """Scope rank, then prefix length (networks), then port-range narrowness,
+    packed into one integer so that the database can order rules by it."""
+    prefix = 0
+    if rule.scope == RuleScope.CIDR and rule.cidr:
+        network = ipaddress.ip_network(rule.cidr, strict=False)
+        # An IPv4 /24 and an IPv6 /120 are equally narrow.
+        prefix = network.prefixlen + (96 if network.version == 4 else 0)
+    narrowness = PORT_MAX - (rule.port_end - rule.port_start)
+    return (SCOPE_RANK[RuleScope(rule.scope)] << 24) | (prefix << 16) | narrowness

@@ -1,10 +1,11 @@
 """The overview page: one look at the inventory, recent changes and runs."""
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce
 from django.views.generic import TemplateView
 
-from inventory.choices import HostStatus, PortState
-from inventory.models import Host, Service
+from inventory.choices import HostStatus
+from inventory.models import Host
 from portwatch.roles import RoleRequiredMixin
 from scans.models import Change, ScanRun
 
@@ -14,16 +15,15 @@ class OverviewView(RoleRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        hosts = Host.objects.aggregate(
-            total=Count("id"), unreachable=Count("id", filter=Q(status=HostStatus.UNREACHABLE))
+        # One pass over the hosts: their port summaries are kept by inventory.policy.
+        context["host_counts"] = Host.objects.aggregate(
+            total=Count("id"),
+            unreachable=Count("id", filter=Q(status=HostStatus.UNREACHABLE)),
+            open_ports=Coalesce(Sum("open_count"), 0),
+            unreviewed=Coalesce(Sum("unreviewed_count"), 0),
+            violating=Coalesce(Sum("violating_count"), 0),
         )
-        context["host_counts"] = hosts
-        context["open_ports"] = Service.objects.filter(state=PortState.OPEN).count()
-        context["hosts"] = (
-            Host.objects.select_related("zone")
-            .annotate(open_ports=Count("services", filter=Q(services__state=PortState.OPEN)))
-            .order_by("-last_seen")[:20]
-        )
+        context["hosts"] = Host.objects.select_related("zone").prefetch_related("tags").order_by("-last_seen")[:20]
         context["changes"] = Change.objects.select_related("host", "run")[:20]
         context["runs"] = ScanRun.objects.select_related("target")[:10]
         return context

@@ -22,8 +22,9 @@ from itertools import islice
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, Q
 
+from inventory import assignment, policy
 from inventory.choices import HostStatus, PortState
 from inventory.models import Host, ProbedPortSet, Service, Zone
 from scans import ingest_pg
@@ -115,8 +116,26 @@ def _apply_pg(cursor, run, chunk, zone, *, coverage, now) -> Counter:
 
 
 def _announce(run: ScanRun, chunk: ScanChunk, summary: IngestSummary) -> None:
+    _update_policy(chunk)
     if summary.total_changes:
         changes_recorded.send(sender=Change, run=run, changes=Change.objects.filter(chunk=chunk))
+
+
+def _update_policy(chunk: ScanChunk) -> None:
+    """Bring what the inventory derives from ports up to date with the chunk's writes.
+
+    Newly discovered hosts get their assignment rules' tags and owner, the
+    ports the diff engine inserted get their rule, status and risk, ports
+    whose service changed are re-rated, and the hosts that changed get their
+    summary recounted, all before anyone is told (``changes_recorded``).
+    """
+    changes = Change.objects.filter(chunk=chunk)
+    discovered = changes.filter(kind=ChangeKind.HOST_DISCOVERED)
+    if discovered.exists():
+        assignment.apply_to_hosts(Host.objects.filter(pk__in=discovered.values("host_id")))
+    renamed = changes.filter(kind=ChangeKind.SERVICE_CHANGED).values("host_id")
+    policy.evaluate(Service.objects.filter(Q(policy_status__isnull=True) | Q(host_id__in=renamed)))
+    policy.refresh_hosts(Host.objects.filter(pk__in=changes.values("host_id")))
 
 
 # --- the batched engine (scans.diff + ORM) ----------------------------------------------

@@ -2,7 +2,9 @@
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 
+from inventory import policy
 from scans import services
 
 
@@ -27,3 +29,8 @@ def tick() -> None:
     services.enqueue_due_runs()
     services.sweep()
     services.expire_flapping()
+    with transaction.atomic():
+        # Expired approvals fall back to unreviewed; rows left unevaluated
+        # (an upgrade, an interrupted evaluation) are caught up.
+        policy.expire()
+        policy.evaluate_pending()

@@ -7,7 +7,7 @@ entry fails ``test_every_url_is_in_the_matrix``.
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from inventory.models import Host, RiskRule, Zone
+from inventory.models import AssignmentRule, Host, PortRule, RiskRule, Service, Zone
 from portwatch.roles import Role
 from scans.models import ScanProfile, ScanRun, ScanTarget, ScopeRule
 from tests.conftest import make_user
@@ -32,7 +32,17 @@ def objects(db):
     host = Host.objects.create(zone=zone, address="127.0.0.1", first_seen=now, last_seen=now, last_scanned=now)
     profile = ScanProfile.objects.create(slug="custom", name="Custom")
     rule = ScopeRule.objects.create(network="198.51.100.0/24", action="allow", reason="test")
+    Service.objects.create(
+        host=host, protocol="tcp", port=22, state="open", first_seen=now, last_seen=now, last_changed=now
+    )
+    port_rule = PortRule.objects.create(
+        scope="global", protocol="tcp", port_start=22, port_end=22, decision="approved", justification="ssh"
+    )
+    assignment = AssignmentRule.objects.create(cidr="127.0.0.0/8", owner="ops")
     return {
+        "port": (host.public_id, "tcp", 22),
+        "portrule": port_rule.public_id,
+        "assignment": assignment.pk,
         "target": target.public_id,
         "run": run.public_id,
         "host": host.public_id,
@@ -48,6 +58,25 @@ MATRIX = [
     ("overview", "get", Role.VIEWER, None),
     ("host-list", "get", Role.VIEWER, None),
     ("host-detail", "get", Role.VIEWER, "host"),
+    ("host-edit", "get", Role.REVIEWER, "host"),
+    ("host-edit", "post", Role.REVIEWER, "host"),
+    ("port-detail", "get", Role.VIEWER, "port"),
+    ("port-list", "get", Role.VIEWER, None),
+    ("review-queue", "get", Role.VIEWER, None),
+    ("review-decide", "post", Role.REVIEWER, None),
+    ("rule-list", "get", Role.VIEWER, None),
+    ("rule-detail", "get", Role.VIEWER, "portrule"),
+    ("rule-create", "get", Role.REVIEWER, None),
+    ("rule-create", "post", Role.REVIEWER, None),
+    ("rule-edit", "get", Role.REVIEWER, "portrule"),
+    ("rule-edit", "post", Role.REVIEWER, "portrule"),
+    ("rule-delete", "post", Role.REVIEWER, "portrule"),
+    ("assignment-list", "get", Role.VIEWER, None),
+    ("assignment-create", "get", Role.ADMIN, None),
+    ("assignment-create", "post", Role.ADMIN, None),
+    ("assignment-edit", "get", Role.ADMIN, "assignment"),
+    ("assignment-edit", "post", Role.ADMIN, "assignment"),
+    ("assignment-delete", "post", Role.ADMIN, "assignment"),
     ("zone-list", "get", Role.VIEWER, None),
     ("audit-list", "get", Role.VIEWER, None),
     ("risk-list", "get", Role.VIEWER, None),
@@ -96,7 +125,8 @@ def test_every_url_is_in_the_matrix():
 
 
 def _request(client, objects, name, method, key):
-    url = reverse(name, args=[objects[key]] if key else [])
+    args = objects[key] if key else ()
+    url = reverse(name, args=args if isinstance(args, tuple) else [args])
     return getattr(client, method)(url)
 
 

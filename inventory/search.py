@@ -1,0 +1,86 @@
+"""The search box of the host and port lists: one field, read the way a person means it.
+
+- ``10.0.0.5`` or ``::1``: that address;
+- ``10.0.0.0/24``: every address in the network;
+- ``6379`` or ``6379/tcp``: that port, open;
+- anything else: hostname, service name or product containing the text.
+"""
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from django.db.models import Exists, OuterRef, Q
+
+from inventory.choices import PortState
+from inventory.constants import PORT_MAX, PORT_MIN
+from inventory.models import Service
+
+_PORT = re.compile(r"^(\d{1,5})(?:/(tcp|udp|sctp))?$", re.IGNORECASE)
+MAX_QUERY_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class Query:
+    address: str = ""
+    network: str = ""
+    port: int | None = None
+    protocol: str = ""
+    text: str = ""
+
+
+def parse(value: str) -> Query:
+    value = value.strip()[:MAX_QUERY_LENGTH]
+    if not value:
+        return Query()
+    try:
+        return Query(address=str(ipaddress.ip_address(value)))
+    except ValueError:
+        pass
+    if "/" in value and not _PORT.match(value):
+        try:
+            return Query(network=str(ipaddress.ip_network(value, strict=False)))
+        except ValueError:
+            pass
+    match = _PORT.match(value)
+    if match and PORT_MIN <= int(match.group(1)) <= PORT_MAX:
+        return Query(port=int(match.group(1)), protocol=(match.group(2) or "").lower())
+    return Query(text=value)
+
+
+def host_condition(query: Query, prefix: str = "") -> Q:
+    """A condition on hosts (``prefix`` = "host__" when filtering ports)."""
+    if query.address:
+        return Q(**{f"{prefix}address": query.address})
+    if query.network:
+        return Q(**{f"{prefix}address__in_cidr": query.network})
+    return Q()
+
+
+def filter_hosts(queryset, query: Query):
+    if query.address or query.network:
+        return queryset.filter(host_condition(query))
+    if query.port is not None:
+        ports = Service.objects.filter(host_id=OuterRef("pk"), port=query.port, state=PortState.OPEN)
+        if query.protocol:
+            ports = ports.filter(protocol=query.protocol)
+        return queryset.filter(Exists(ports))
+    if query.text:
+        services = Service.objects.filter(host_id=OuterRef("pk"), state=PortState.OPEN).filter(
+            Q(name__iexact=query.text) | Q(product__icontains=query.text)
+        )
+        return queryset.filter(Q(hostnames__icontains=query.text) | Exists(services))
+    return queryset
+
+
+def filter_services(queryset, query: Query):
+    if query.address or query.network:
+        return queryset.filter(host_condition(query, "host__"))
+    if query.port is not None:
+        queryset = queryset.filter(port=query.port)
+        return queryset.filter(protocol=query.protocol) if query.protocol else queryset
+    if query.text:
+        return queryset.filter(
+            Q(name__iexact=query.text) | Q(product__icontains=query.text) | Q(host__hostnames__icontains=query.text)
+        )
+    return queryset
