@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test lint format ensure-nmap ensure-ndiff clean bench-pipeline bench-ingest
+.PHONY: run test lint format ensure-nmap ensure-ndiff clean bench-pipeline bench-ingest bench-pages
 
 # --- set-up ---------------------------------------------------------------------
 
@@ -73,3 +73,6 @@ ensure-ndiff:
 
 bench-ingest: $(VENV)/.dev ensure-ndiff
 	python -m tests.stack python -m bench.ingest $(BENCH_ARGS)
+
+bench-pages: $(VENV)/.dev
+	python -m tests.stack python -m bench.pages $(BENCH_ARGS)

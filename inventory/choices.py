@@ -37,6 +37,10 @@ class Severity(models.IntegerChoices):
     CRITICAL = 4, "critical"
 
 
+# Risk of a port no rule of the risk table matches (below every Severity).
+NO_RISK = -1
+
+
 class RiskCategory(models.TextChoices):
     REMOTE_ADMIN = "remote-admin", "remote administration"
     DATABASE = "database", "database"

@@ -41,7 +41,7 @@ def host_row(host) -> dict:
         "open_ports": host.open_count,
         "unreviewed": host.unreviewed_count,
         "violating": host.violating_count,
-        "risk": host.get_risk_display() if host.risk is not None else "",
+        "risk": host.risk_label,
         "last_change": host.last_change_at,
         "last_scanned": host.last_scanned,
     }
@@ -62,7 +62,7 @@ def service_row(service) -> dict:
         "policy": service.policy_status or "",
         "rule": str(rule.public_id) if rule else "",
         "justification": rule.justification if rule else "",
-        "risk": service.get_risk_display() if service.risk is not None else "",
+        "risk": service.risk_label,
         "first_seen": service.first_seen,
         "last_changed": service.last_changed,
     }

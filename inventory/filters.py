@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import django_filters
 from django import forms
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from inventory import search
@@ -53,11 +53,11 @@ def _changed_within(queryset, field: str, days: str):
 # Each sort is backed by an index (inventory.models), so a page of a million
 # rows is read in index order instead of sorted.
 HOST_SORTS = {
-    "risk": ("risk", [F("risk").desc(nulls_last=True), "address"]),
+    "risk": ("risk", ["-risk", "address"]),
     "violating": ("violations", ["-violating_count", "address"]),
     "unreviewed": ("unreviewed", ["-unreviewed_count", "address"]),
     "open": ("open ports", ["-open_count", "address"]),
-    "changed": ("last change", [F("last_change_at").desc(nulls_last=True), "id"]),
+    "changed": ("last change", ["-last_change_at"]),
 }
 HOST_DEFAULT_SORT = ["address", "zone_id"]
 SERVICE_SORTS = {
@@ -65,8 +65,8 @@ SERVICE_SORTS = {
     "host": ("host", ["host_id", "protocol", "port"]),
 }
 # Violations first ("rejected" sorts before "unreviewed"), then the riskiest, then the oldest: the review queue's order.
-SERVICE_DEFAULT_SORT = [F("policy_status").asc(), F("risk").desc(nulls_last=True), "first_seen", "id"]
-SERVICE_RISK_SORT = [F("risk").desc(nulls_last=True), "first_seen", "id"]
+SERVICE_DEFAULT_SORT = ["policy_status", "-risk", "first_seen"]
+SERVICE_RISK_SORT = ["-risk", "first_seen"]
 
 
 class _InventoryFilter(django_filters.FilterSet):

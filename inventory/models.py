@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inventory.choices import (
+    NO_RISK,
     RULE_PROTOCOL_CHOICES,
     SCOPE_RANK,
     Decision,
@@ -93,6 +94,11 @@ class ProbedPortSet(models.Model):
         return port in _parsed_ports(self.pk, protocol, self.ports.get(protocol, ""))
 
 
+def risk_label(value: int) -> str:
+    """ "high", "critical"... or "" for NO_RISK."""
+    return Severity(value).label if value in Severity.values else ""
+
+
 @lru_cache(maxsize=256)
 def _parsed_ports(set_id: int, protocol: str, text: str) -> PortSet:
     return PortSet.from_nmap(text)
@@ -132,8 +138,8 @@ class Host(models.Model):
     open_count = models.PositiveIntegerField(default=0, db_default=0, editable=False)
     unreviewed_count = models.PositiveIntegerField(default=0, db_default=0, editable=False)
     violating_count = models.PositiveIntegerField(default=0, db_default=0, editable=False)
-    # Highest Severity among the open ports; None: none of them is risky.
-    risk = models.PositiveSmallIntegerField(choices=Severity.choices, null=True, blank=True, editable=False)
+    # Highest Severity among the open ports; NO_RISK when none of them is risky.
+    risk = models.SmallIntegerField(default=NO_RISK, db_default=NO_RISK, editable=False)
     # When one of its ports last changed (opened, closed, filtered, service).
     last_change_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -145,11 +151,11 @@ class Host(models.Model):
             # The ingest looks hosts up by address across a batch.
             models.Index(fields=["address"], name="host_address_idx"),
             # Sort orders of the host list.
-            models.Index(models.F("risk").desc(nulls_last=True), models.F("address"), name="host_risk_idx"),
+            models.Index(fields=["-risk", "address"], name="host_risk_idx"),
             models.Index(fields=["-violating_count", "address"], name="host_violating_idx"),
             models.Index(fields=["-unreviewed_count", "address"], name="host_unreviewed_idx"),
             models.Index(fields=["-open_count", "address"], name="host_open_idx"),
-            models.Index(models.F("last_change_at").desc(nulls_last=True), name="host_last_change_idx"),
+            models.Index(fields=["-last_change_at"], name="host_last_change_idx"),
         ]
         ordering = ["zone__name", "address"]
 
@@ -162,6 +168,10 @@ class Host(models.Model):
     @property
     def hostname(self) -> str:
         return self.hostnames[0] if self.hostnames else ""
+
+    @property
+    def risk_label(self) -> str:
+        return risk_label(self.risk)
 
 
 class Service(models.Model):
@@ -203,8 +213,10 @@ class Service(models.Model):
     policy_rule = models.ForeignKey(
         "PortRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="services", editable=False
     )
-    # Severity from the risk table (None: not a risky kind of port).
-    risk = models.PositiveSmallIntegerField(choices=Severity.choices, null=True, blank=True, editable=False)
+    # Severity from the risk table; NO_RISK: not a risky kind of port. (A
+    # number, not NULL, so that sorting riskiest first needs no NULLS LAST,
+    # which SQLite's indexes do not support.)
+    risk = models.SmallIntegerField(default=NO_RISK, db_default=NO_RISK, editable=False)
 
     class Meta:
         constraints = [
@@ -224,14 +236,14 @@ class Service(models.Model):
             # first) and the ports view filtered by policy status.
             models.Index(
                 models.F("policy_status"),
-                models.F("risk").desc(nulls_last=True),
+                models.F("risk").desc(),
                 models.F("first_seen"),
                 condition=models.Q(state=PortState.OPEN),
                 name="service_queue_idx",
             ),
             # Ports view sorted by risk.
             models.Index(
-                models.F("risk").desc(nulls_last=True),
+                models.F("risk").desc(),
                 models.F("first_seen"),
                 condition=models.Q(state=PortState.OPEN),
                 name="service_risk_idx",
@@ -246,6 +258,10 @@ class Service(models.Model):
 
     def get_absolute_url(self):
         return reverse("port-detail", args=[self.host.public_id, self.protocol, self.port])
+
+    @property
+    def risk_label(self) -> str:
+        return risk_label(self.risk)
 
     @property
     def is_open(self) -> bool:

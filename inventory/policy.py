@@ -22,11 +22,11 @@ the winning rule for any number of ports, on PostgreSQL and SQLite alike
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from inventory.choices import ANY_PROTOCOL, PolicyStatus, PortState, RuleScope
+from inventory.choices import ANY_PROTOCOL, NO_RISK, PolicyStatus, PortState, RuleScope
 from inventory.lookups import in_cidr
 from inventory.models import Host, HostTag, PortRule, RiskRule, Service
 
@@ -66,7 +66,7 @@ def _risk_of_service() -> Coalesce:
         .order_by("-severity")
         .values("severity")[:1]
     )
-    return Coalesce(Subquery(by_port), Subquery(by_name))
+    return Coalesce(Subquery(by_port), Subquery(by_name), Value(NO_RISK))
 
 
 def evaluate(services: QuerySet, now: datetime | None = None) -> int:
@@ -183,8 +183,9 @@ def refresh_hosts(hosts: QuerySet) -> int:
         open_count=count(open_ports),
         unreviewed_count=count(open_ports.filter(policy_status=PolicyStatus.UNREVIEWED)),
         violating_count=count(open_ports.filter(policy_status=PolicyStatus.REJECTED)),
-        risk=Subquery(open_ports.annotate(m=Max("risk")).values("m")),
-        last_change_at=Subquery(ports.annotate(m=Max("last_changed")).values("m")),
+        risk=Coalesce(Subquery(open_ports.annotate(m=Max("risk")).values("m")), Value(NO_RISK)),
+        # A host with no port yet "changed" when it was first seen.
+        last_change_at=Coalesce(Subquery(ports.annotate(m=Max("last_changed")).values("m")), F("first_seen")),
     )
 
 

@@ -21,10 +21,12 @@ from scans.nmap_xml import HostObservation, PortObservation
 PROBED = {"tcp": PortSet.parse("1-1024")}
 
 
-def observe(hosts: dict[str, list], zone: Zone | None = None, names: dict | None = None) -> ScanRun:
+def observe(
+    hosts: dict[str, list], zone: Zone | None = None, names: dict | None = None, hostnames: dict | None = None
+) -> ScanRun:
     """One scan in which each address of ``hosts`` is up with those ports open.
 
-    A port may be a number or (number, service name).
+    A port may be a number, (number, service name) or (number, service name, product).
     """
     zone = zone or Zone.default()
     now = timezone.now()
@@ -32,9 +34,12 @@ def observe(hosts: dict[str, list], zone: Zone | None = None, names: dict | None
     for address, ports in hosts.items():
         listed = []
         for item in ports:
-            number, name = item if isinstance(item, tuple) else (item, (names or {}).get(item, ""))
-            listed.append(PortObservation("tcp", number, PortState.OPEN, name=name))
-        observations.append(HostObservation(address, True, (), tuple(listed), (("*", PortState.CLOSED, PortSet()),)))
+            number, name, product = (*item, "")[:3] if isinstance(item, tuple) else (item, "", "")
+            name = name or (names or {}).get(number, "")
+            listed.append(PortObservation("tcp", number, PortState.OPEN, name=name, product=product))
+        names_of_host = tuple((hostnames or {}).get(address, ()))
+        closed = (("*", PortState.CLOSED, PortSet()),)
+        observations.append(HostObservation(address, True, names_of_host, tuple(listed), closed))
     with transaction.atomic():
         run = ScanRun.objects.create(
             zone=zone, trigger=Trigger.IMPORT, status=RunStatus.SUCCEEDED, created_at=now, started_at=now

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from inventory import assignment, policy
-from inventory.choices import Decision, PolicyStatus, RuleScope, Severity
+from inventory.choices import NO_RISK, Decision, PolicyStatus, RuleScope, Severity
 from inventory.models import AssignmentRule, Host, HostTag, PortRule, Service, Tag, Zone, specificity_of
 from scans.tasks import tick
 from tests.factories import observe
@@ -138,7 +138,7 @@ def test_risk_comes_from_the_risk_table_by_port_or_by_service_name():
     observe({A: [6379, (7000, "redis"), 8000]})
     assert service(A, 6379).risk >= Severity.HIGH
     assert service(A, 7000).risk == service(A, 6379).risk  # Redis on another port is still Redis
-    assert service(A, 8000).risk is None
+    assert service(A, 8000).risk == NO_RISK and service(A, 8000).risk_label == ""
     assert Host.objects.get(address=A).risk == service(A, 6379).risk
 
 

@@ -1,0 +1,150 @@
+"""Hosts and ports lists: search, filters, sorting, exports, escaping, and a constant query count."""
+
+import csv
+import io
+import json
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from inventory import policy
+from inventory.models import Host, HostTag, PortRule, Service, Tag, Zone
+from tests.factories import observe
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fleet():
+    dc1 = Zone.objects.create(name="dc1")
+    observe(
+        {"127.65.0.1": [22, 6379], "127.65.0.2": [(80, "http", "nginx")], "127.65.1.1": [6379]},
+        hostnames={"127.65.0.2": ["web.example"]},
+    )
+    observe({"127.65.0.1": [443], "127.66.0.1": [22]}, zone=dc1)
+    web = Tag.objects.create(name="web")
+    HostTag.objects.create(host=Host.objects.get(address="127.65.0.2"), tag=web)
+    rule = PortRule.objects.create(
+        scope="global", protocol="tcp", port_start=6379, port_end=6379, decision="rejected", justification="no redis"
+    )
+    policy.rule_changed(rule)
+    policy.evaluate_hosts(Host.objects.all())
+    return dc1
+
+
+def hosts(client, **query):
+    response = client.get(reverse("host-list"), query)
+    assert response.status_code == 200
+    return [(host.zone.name, host.address) for host in response.context["page"].object_list]
+
+
+def ports(client, **query):
+    response = client.get(reverse("port-list"), query)
+    assert response.status_code == 200
+    return [(s.host.zone.name, s.host.address, s.port) for s in response.context["page"].object_list]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"q": "127.65.0.2"}, [("default", "127.65.0.2")]),
+        ({"q": "127.65.0.0/24"}, [("default", "127.65.0.1"), ("dc1", "127.65.0.1"), ("default", "127.65.0.2")]),
+        ({"q": "6379"}, [("default", "127.65.0.1"), ("default", "127.65.1.1")]),
+        ({"q": "80/tcp"}, [("default", "127.65.0.2")]),
+        ({"q": "web.exa"}, [("default", "127.65.0.2")]),
+        ({"q": "nginx"}, [("default", "127.65.0.2")]),
+        ({"zone": "dc1"}, [("dc1", "127.65.0.1"), ("dc1", "127.66.0.1")]),
+        ({"tag": "web"}, [("default", "127.65.0.2")]),
+        ({"policy": "violating"}, [("default", "127.65.0.1"), ("default", "127.65.1.1")]),
+        ({"risk": "3"}, [("default", "127.65.0.1"), ("default", "127.65.1.1")]),
+        ({"changed": "1", "zone": "dc1"}, [("dc1", "127.65.0.1"), ("dc1", "127.66.0.1")]),
+    ],
+)
+def test_host_search_and_filters(as_viewer, fleet, query, expected):
+    assert sorted(hosts(as_viewer, **query), key=lambda row: (row[1], row[0])) == sorted(
+        expected, key=lambda row: (row[1], row[0])
+    )
+
+
+def test_hosts_sort_by_violations(as_viewer, fleet):
+    first = hosts(as_viewer, sort="violating")[:2]
+    assert {address for _, address in first} == {"127.65.0.1", "127.65.1.1"}
+
+
+def test_ports_view_every_host_with_6379_open_and_everything_unreviewed_in_dc1(as_viewer, fleet):
+    assert ports(as_viewer, port="6379") == [("default", "127.65.0.1", 6379), ("default", "127.65.1.1", 6379)]
+    assert sorted(ports(as_viewer, policy="unreviewed", zone="dc1")) == [
+        ("dc1", "127.65.0.1", 443),
+        ("dc1", "127.66.0.1", 22),
+    ]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"risk": "99"}, {"port": "70000"}, {"zone": "nowhere"}, {"policy": "maybe"}, {"sort": "; DROP TABLE"}],
+)
+def test_bad_filters_say_so_and_show_nothing(as_viewer, fleet, query):
+    response = as_viewer.get(reverse("port-list"), query)
+    assert response.status_code == 200
+    assert not response.context["page"].object_list
+    assert response.context["filter"].errors
+
+
+def test_a_bad_page_number_is_a_clear_400(as_viewer, fleet):
+    response = as_viewer.get(reverse("host-list"), {"page": "abc"})
+    assert response.status_code == 400
+
+
+def test_csv_export_neutralises_formulas_and_keeps_the_filters(as_viewer, fleet):
+    observe({"127.65.9.9": [25]}, hostnames={"127.65.9.9": ['=HYPERLINK("http://evil")', "@sum", "+1", "-2"]})
+    response = as_viewer.get(reverse("host-list"), {"q": "127.65.9.0/24", "format": "csv"})
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [row["address"] for row in rows] == ["127.65.9.9"]
+    assert rows[0]["hostnames"].startswith("'=HYPERLINK")
+    response = as_viewer.get(reverse("port-list"), {"port": "6379", "format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert {row["address"] for row in rows} == {"127.65.0.1", "127.65.1.1"}
+    assert {row["policy"] for row in rows} == {"rejected"}
+
+
+def test_json_export_is_data(as_viewer, fleet):
+    response = as_viewer.get(reverse("port-list"), {"zone": "dc1", "format": "json"})
+    data = json.loads(b"".join(response.streaming_content))
+    assert sorted((row["address"], row["port"]) for row in data) == [("127.65.0.1", 443), ("127.66.0.1", 22)]
+
+
+def test_text_from_scanned_hosts_is_escaped(as_viewer):
+    observe(
+        {"127.65.7.7": [(8080, "http", "<script>alert(1)</script>")]},
+        hostnames={"127.65.7.7": ["<img src=x onerror=alert(2)>"]},
+    )
+    host = Host.objects.get(address="127.65.7.7")
+    service = Service.objects.get(host=host)
+    for url in (reverse("host-list"), reverse("port-list"), host.get_absolute_url(), service.get_absolute_url()):
+        page = as_viewer.get(url).content.decode()
+        assert "<script>alert(1)" not in page and "<img src=x" not in page, url
+
+
+def _queries(client, url) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return len(captured)
+
+
+def test_pages_make_the_same_number_of_queries_for_5_or_60_rows(as_viewer):
+    tag = Tag.objects.create(name="bulk")
+    observe({f"127.67.0.{i}": [22, 80] for i in range(1, 6)})
+    for host in Host.objects.all():
+        HostTag.objects.create(host=host, tag=tag)
+    small_host = Host.objects.first()
+    urls = [reverse("host-list"), reverse("port-list"), reverse("review-queue"), reverse("overview")]
+    small = [_queries(as_viewer, url) for url in urls] + [_queries(as_viewer, small_host.get_absolute_url())]
+    observe({f"127.67.1.{i}": list(range(1, 12)) for i in range(1, 56)})
+    for host in Host.objects.all():
+        HostTag.objects.get_or_create(host=host, tag=tag)
+    big_host = Host.objects.get(address="127.67.1.1")
+    big = [_queries(as_viewer, url) for url in urls] + [_queries(as_viewer, big_host.get_absolute_url())]
+    assert small == big
