@@ -227,7 +227,8 @@ class Service(models.Model):
         ]
         indexes = [
             # Ports view and overview counts: "every host with 6379 open".
-            models.Index(fields=["state", "port"], name="service_state_port_idx"),
+            # (Ending in host: a page of one port's hosts is read in index order.)
+            models.Index(fields=["state", "port", "host"], name="service_state_port_idx"),
             # The scheduler tick clears settled flapping marks (a handful of rows).
             models.Index(fields=["last_changed"], condition=models.Q(flapping=True), name="service_flapping_idx"),
             # Rows the policy has yet to evaluate (after every ingest).

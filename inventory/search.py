@@ -14,7 +14,7 @@ from django.db.models import Exists, OuterRef, Q
 
 from inventory.choices import PortState
 from inventory.constants import PORT_MAX, PORT_MIN
-from inventory.models import Service
+from inventory.models import Host, Service
 
 _PORT = re.compile(r"^(\d{1,5})(?:/(tcp|udp|sctp))?$", re.IGNORECASE)
 MAX_QUERY_LENGTH = 200
@@ -57,6 +57,20 @@ def host_condition(query: Query, prefix: str = "") -> Q:
     return Q()
 
 
+# Hostname matches considered by a text search (the search box is for finding
+# things, not for listing a whole fleet by a common substring).
+MAX_HOSTNAME_MATCHES = 2000
+
+
+def _hosts_named(text: str) -> list[int]:
+    return list(Host.objects.filter(hostnames__icontains=text).values_list("pk", flat=True)[:MAX_HOSTNAME_MATCHES])
+
+
+def _text_condition(text: str) -> Q:
+    # Both served by indexes on PostgreSQL (inventory migration 0013).
+    return Q(name__iexact=text) | Q(product__icontains=text)
+
+
 def filter_hosts(queryset, query: Query):
     if query.address or query.network:
         return queryset.filter(host_condition(query))
@@ -66,10 +80,8 @@ def filter_hosts(queryset, query: Query):
             ports = ports.filter(protocol=query.protocol)
         return queryset.filter(Exists(ports))
     if query.text:
-        services = Service.objects.filter(host_id=OuterRef("pk"), state=PortState.OPEN).filter(
-            Q(name__iexact=query.text) | Q(product__icontains=query.text)
-        )
-        return queryset.filter(Q(hostnames__icontains=query.text) | Exists(services))
+        services = Service.objects.filter(_text_condition(query.text), state=PortState.OPEN)
+        return queryset.filter(Q(pk__in=_hosts_named(query.text)) | Q(pk__in=services.values("host_id")))
     return queryset
 
 
@@ -80,7 +92,5 @@ def filter_services(queryset, query: Query):
         queryset = queryset.filter(port=query.port)
         return queryset.filter(protocol=query.protocol) if query.protocol else queryset
     if query.text:
-        return queryset.filter(
-            Q(name__iexact=query.text) | Q(product__icontains=query.text) | Q(host__hostnames__icontains=query.text)
-        )
+        return queryset.filter(_text_condition(query.text) | Q(host_id__in=_hosts_named(query.text)))
     return queryset

@@ -23,7 +23,7 @@ class OverviewView(RoleRequiredMixin, TemplateView):
             unreviewed=Coalesce(Sum("unreviewed_count"), 0),
             violating=Coalesce(Sum("violating_count"), 0),
         )
-        context["hosts"] = Host.objects.select_related("zone").prefetch_related("tags").order_by("-last_seen")[:20]
+        context["hosts"] = Host.objects.select_related("zone").prefetch_related("tags").order_by("-last_change_at")[:20]
         context["changes"] = Change.objects.select_related("host", "run")[:20]
         context["runs"] = ScanRun.objects.select_related("target")[:10]
         return context
