@@ -113,6 +113,7 @@ def import_one(path: str) -> None:
     if os.environ.get("BENCH_PROFILE"):
         logging.basicConfig(stream=sys.stderr, format="  %(message)s")
         logging.getLogger("scans.ingest_pg").setLevel(logging.DEBUG)
+        logging.getLogger("scans.ingest").setLevel(logging.DEBUG)
     from inventory.models import Zone
     from scans.imports import import_nmap_xml
 

@@ -544,7 +544,9 @@ UPDATE inventory_service s SET
             SELECT 1 FROM pw_sets r WHERE r.set_id = p.old_set AND r.protocol = s.protocol
               AND s.port BETWEEN r.lo AND r.hi) THEN p.old_last_seen END) END,
     last_changed = CASE WHEN u.new_state <> u.old_state THEN %(now)s ELSE s.last_changed END,
-    flapping = COALESCE(f.flapping, s.flapping)
+    flapping = COALESCE(f.flapping, s.flapping),
+    -- another service name may be another risk: mark the row for inventory.policy
+    policy_status = CASE WHEN s.name IS DISTINCT FROM u.new_name THEN NULL ELSE s.policy_status END
 FROM pw_upd u
 JOIN pw_h p ON p.host_id = u.host_id
 LEFT JOIN pw_flap f ON f.host_id = u.host_id AND f.protocol = u.protocol AND f.port = u.port

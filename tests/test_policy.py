@@ -187,3 +187,12 @@ def test_specificity_orders_scopes_then_prefix_then_ports():
     assert spec(scope="cidr", cidr="::/0", **one) < spec(scope="cidr", cidr="10.0.0.0/8", **one)
     assert spec(scope="cidr", cidr="10.0.0.1/32", **one) < spec(scope="host", **wide)
     assert spec(scope="zone", **wide) < spec(scope="zone", **one)
+
+
+def test_a_service_that_changes_name_is_rerated():
+    observe({A: [(7000, "http")]})
+    assert service(A, 7000).risk == NO_RISK
+    observe({A: [(7000, "redis")]})
+    assert service(A, 7000).name == "redis"
+    assert service(A, 7000).risk >= Severity.HIGH
+    assert Host.objects.get(address=A).risk == service(A, 7000).risk
