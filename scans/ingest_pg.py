@@ -69,6 +69,21 @@ def _sig(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
 
 
+# Service names seen so far -> whether they fit in a host row's arrays. nmap
+# uses a few hundred names, so each is checked once; the cache is emptied if
+# a file makes up more (see _plain_name).
+_PLAIN_NAMES: dict[str, bool] = {}
+_PLAIN_NAMES_MAX = 4096
+
+
+def _plain_name(name: str) -> bool:
+    plain = bool(_PLAIN_NAME(name)) and name.upper() != "NULL"
+    if len(_PLAIN_NAMES) >= _PLAIN_NAMES_MAX:
+        _PLAIN_NAMES.clear()
+    _PLAIN_NAMES[name] = plain
+    return plain
+
+
 def copy_rows(observation: HostObservation) -> str:
     """The COPY lines of one host (the hot path of a large import).
 
@@ -90,27 +105,21 @@ def copy_rows(observation: HostObservation) -> str:
         else:
             ranges.extend((protocol, state, low, high) for low, high in ports.ranges)
     protocols, numbers, states, names, rich = [], [], [], [], []
-    for port in observation.ports:
-        name = port.name
-        if (
-            port.identified
-            or port.product
-            or port.version
-            or port.extrainfo
-            or port.scripts
-            or not _PLAIN_NAME(name)
-            or name.upper() == "NULL"
-        ):
-            scripts = _text(json.dumps(dict(port.scripts))) if port.scripts else "\\N"
+    for protocol, number, state, name, product, version, extrainfo, identified, scripts in observation.ports:
+        plain = _PLAIN_NAMES.get(name)
+        if plain is None:
+            plain = _plain_name(name)
+        if identified or product or version or extrainfo or scripts or not plain:
+            scripts_json = _text(json.dumps(dict(scripts))) if scripts else "\\N"
             rich.append(
-                f"p\t{address}\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t{port.protocol}\t{port.port}\t\\N\t"
-                f"{port.state}\t{_text(name)}\t{_text(port.product)}\t{_text(port.version)}\t"
-                f"{_text(port.extrainfo)}\t{'t' if port.identified else 'f'}\t{scripts}\t\\N\n"
+                f"p\t{address}\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t{protocol}\t{number}\t\\N\t"
+                f"{state}\t{_text(name)}\t{_text(product)}\t{_text(version)}\t"
+                f"{_text(extrainfo)}\t{'t' if identified else 'f'}\t{scripts_json}\t\\N\n"
             )
         else:
-            protocols.append(port.protocol)
-            numbers.append(str(port.port))
-            states.append(port.state)
+            protocols.append(protocol)
+            numbers.append(str(number))
+            states.append(state)
             names.append(name)
     arrays = f"{{{','.join(protocols)}}}\t{{{','.join(numbers)}}}\t{{{','.join(states)}}}\t{{{','.join(names)}}}"
     rich_text = "".join(rich)
