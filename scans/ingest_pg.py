@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import re
+import select
 import shutil
 import signal
 import tempfile
@@ -69,6 +70,21 @@ def _sig(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
 
 
+# Service names seen so far -> whether they fit in a host row's arrays. nmap
+# uses a few hundred names, so each is checked once; the cache is emptied if
+# a file makes up more (see _plain_name).
+_PLAIN_NAMES: dict[str, bool] = {}
+_PLAIN_NAMES_MAX = 4096
+
+
+def _plain_name(name: str) -> bool:
+    plain = bool(_PLAIN_NAME(name)) and name.upper() != "NULL"
+    if len(_PLAIN_NAMES) >= _PLAIN_NAMES_MAX:
+        _PLAIN_NAMES.clear()
+    _PLAIN_NAMES[name] = plain
+    return plain
+
+
 def copy_rows(observation: HostObservation) -> str:
     """The COPY lines of one host (the hot path of a large import).
 
@@ -90,27 +106,21 @@ def copy_rows(observation: HostObservation) -> str:
         else:
             ranges.extend((protocol, state, low, high) for low, high in ports.ranges)
     protocols, numbers, states, names, rich = [], [], [], [], []
-    for port in observation.ports:
-        name = port.name
-        if (
-            port.identified
-            or port.product
-            or port.version
-            or port.extrainfo
-            or port.scripts
-            or not _PLAIN_NAME(name)
-            or name.upper() == "NULL"
-        ):
-            scripts = _text(json.dumps(dict(port.scripts))) if port.scripts else "\\N"
+    for protocol, number, state, name, product, version, extrainfo, identified, scripts in observation.ports:
+        plain = _PLAIN_NAMES.get(name)
+        if plain is None:
+            plain = _plain_name(name)
+        if identified or product or version or extrainfo or scripts or not plain:
+            scripts_json = _text(json.dumps(dict(scripts))) if scripts else "\\N"
             rich.append(
-                f"p\t{address}\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t{port.protocol}\t{port.port}\t\\N\t"
-                f"{port.state}\t{_text(name)}\t{_text(port.product)}\t{_text(port.version)}\t"
-                f"{_text(port.extrainfo)}\t{'t' if port.identified else 'f'}\t{scripts}\t\\N\n"
+                f"p\t{address}\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t{protocol}\t{number}\t\\N\t"
+                f"{state}\t{_text(name)}\t{_text(product)}\t{_text(version)}\t"
+                f"{_text(extrainfo)}\t{'t' if identified else 'f'}\t{scripts_json}\t\\N\n"
             )
         else:
-            protocols.append(port.protocol)
-            numbers.append(str(port.port))
-            states.append(port.state)
+            protocols.append(protocol)
+            numbers.append(str(number))
+            states.append(state)
             names.append(name)
     arrays = f"{{{','.join(protocols)}}}\t{{{','.join(numbers)}}}\t{{{','.join(states)}}}\t{{{','.join(names)}}}"
     rich_text = "".join(rich)
@@ -218,9 +228,14 @@ def stage_file_batches(cursor, path: str, info: NmapRunInfo, parts: int | None =
 def _parallel_batches(cursor, path: str, pieces: list, info: NmapRunInfo) -> Iterator[Batch]:
     running = max(1, min(os.cpu_count() or 1, len(pieces)))
     workdir = tempfile.mkdtemp(prefix="portwatch-ingest-")
-    children: list[tuple[int, str, int]] = []
+    # index -> (pid, data path, result pipe), for the children started and not yet reaped
+    children: dict[int, tuple[int, str, int]] = {}
+    payloads: dict[int, dict] = {}  # what finished children reported, by index
+    started = 0
 
-    def start(index: int) -> None:
+    def start_next() -> None:
+        nonlocal started
+        index, started = started, started + 1
         data_path = os.path.join(workdir, f"{index}.copy")
         result_read, result_write = os.pipe()
         pid = os.fork()
@@ -228,21 +243,39 @@ def _parallel_batches(cursor, path: str, pieces: list, info: NmapRunInfo) -> Ite
             os.close(result_read)
             _parse_fragment_into(path, pieces[index], data_path, result_write)
         os.close(result_write)
-        children.append((pid, data_path, result_read))
+        children[index] = (pid, data_path, result_read)
+
+    def collect(timeout: float | None) -> None:
+        """Reap the children that have finished (waiting up to ``timeout``), starting one in each one's place.
+
+        A child writes its report and exits, so a readable pipe means it is done. Starting
+        the next fragment as soon as any child finishes, not when its batch's turn comes,
+        keeps both CPUs parsing while this process waits.
+        """
+        by_fd = {fd: index for index, (_, _, fd) in children.items()}
+        ready, _, _ = select.select(list(by_fd), [], [], timeout)
+        for fd in ready:
+            index = by_fd[fd]
+            pid, _, _ = children.pop(index)
+            with os.fdopen(fd, "rb") as result:
+                report = result.read()
+            os.waitpid(pid, 0)
+            payloads[index] = json.loads(report or b'{"error": "the parser process died"}')
+            if started < len(pieces):
+                start_next()
 
     try:
-        for index in range(running):
-            start(index)
+        while started < running:
+            start_next()
         for index in range(len(pieces)):
-            pid, data_path, result_read = children[index]
-            with os.fdopen(result_read, "rb") as result:
-                payload = json.loads(result.read() or b'{"error": "the parser process died"}')
-            os.waitpid(pid, 0)
-            if index + running < len(pieces):
-                start(index + running)
+            collect(0)  # those that finished while the previous batch was diffed
+            while index not in payloads:
+                collect(None)
+            payload = payloads.pop(index)
             if "error" in payload:
                 raise NmapXmlError(payload["error"])
             info.merge(_info_from(payload["info"]))
+            data_path = os.path.join(workdir, f"{index}.copy")
             create_staging(cursor)
             with cursor.cursor.copy(f"COPY pw_obs ({COLUMNS}) FROM STDIN") as copy, open(data_path, "rb") as data:
                 while block := data.read(1 << 20):
@@ -250,16 +283,13 @@ def _parallel_batches(cursor, path: str, pieces: list, info: NmapRunInfo) -> Ite
             os.unlink(data_path)
             yield Batch(payload["seen"], payload["up"])
     finally:
-        for pid, _, result_read in children:
+        for pid, _, result_read in children.values():  # only children not reaped yet
             try:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
-            try:
-                os.close(result_read)
-            except OSError:
-                pass
+            os.close(result_read)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
