@@ -52,7 +52,8 @@ COLUMNS = (
 )
 _NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]").search
 # A port that fits in the host row's arrays: no text that would need quoting.
-_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+/-]*$").match
+# fullmatch: "$" would also match before a trailing newline ("http\n" is not plain).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+/-]*").fullmatch
 _NULLS_H = "\t".join(["\\N"] * 10)
 
 

@@ -12,6 +12,7 @@ from django.urls import reverse
 from inventory.choices import PortState
 from inventory.models import Host, Service, Zone
 from scans.choices import ChangeKind, RunStatus, Trigger
+from scans.imports import import_nmap_xml
 from scans.models import Change, ScanRun
 
 pytestmark = pytest.mark.django_db
@@ -104,3 +105,17 @@ def test_the_command_imports_and_refuses_the_same_way(capsys):
     with pytest.raises(CommandError, match="No such zone: nowhere"):
         call_command("import_nmap", str(REAL), "--zone", "nowhere")
     assert ScanRun.objects.count() == 1
+
+
+@pytest.mark.parametrize("engine", ["sql-file", "sql-stream"])
+def test_a_service_name_with_a_newline_is_stored_not_mistaken_for_plain(engine, tmp_path, settings):
+    # "http&#10;" parses to "http\n": it must be escaped in the COPY rows like any odd text.
+    settings.INGEST_PARALLEL_MIN_BYTES = 0
+    path = tmp_path / "newline.xml"
+    # A name-only port (no product) travels in the host row's arrays, where only plain names may go.
+    odd = REAL.read_text().replace('<service name="tcpwrapped" method="probed"', '<service name="web&#10;"', 1)
+    path.write_text(odd)
+
+    with open(path, "rb") as source:
+        import_nmap_xml(source, zone=Zone.default(), name=path.name, path=str(path) if engine == "sql-file" else None)
+    assert Service.objects.get(port=41080).name == "web\n"
