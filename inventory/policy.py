@@ -80,17 +80,15 @@ def evaluate(services: QuerySet, now: datetime | None = None) -> int:
     once for a whole batch of evaluations.
     """
     now = now or timezone.now()
-    # Two statements, since an UPDATE's expressions see the row as it was:
-    # the first picks the rule and marks the rows pending (so that the second
-    # finds them even when ``services`` was defined by their old rule), the
-    # second derives the status from the rule. Rows already pending are
-    # taken along: a pending row never gets a status without a rule lookup.
-    pending = Q(policy_status__isnull=True)
-    updated = Service.objects.filter(Q(pk__in=services.order_by().values("pk")) | pending).update(
-        policy_rule=Subquery(matching_rules(now).values("pk")[:1]), risk=_risk_of_service(), policy_status=None
+    # One statement: rule, status and risk are read from the row as it was,
+    # so ``services`` may even be defined by the rule being replaced. Rows
+    # already pending (NULL status) are always taken along.
+    rules = matching_rules(now)
+    updated = Service.objects.filter(Q(pk__in=services.order_by().values("pk")) | Q(policy_status__isnull=True)).update(
+        policy_rule=Subquery(rules.values("pk")[:1]),
+        policy_status=Coalesce(Subquery(rules.values("decision")[:1]), Value(PolicyStatus.UNREVIEWED)),
+        risk=_risk_of_service(),
     )
-    decision = PortRule.objects.filter(pk=OuterRef("policy_rule_id")).values("decision")[:1]
-    Service.objects.filter(pending).update(policy_status=Coalesce(Subquery(decision), Value(PolicyStatus.UNREVIEWED)))
     return updated
 
 
@@ -206,6 +204,12 @@ def refresh_hosts(hosts: QuerySet) -> int:
             GROUP BY h.id
         ) AS c
         WHERE {host_table}.id = c.host_id
+          -- an unchanged row is not rewritten (and a change of last_change_at
+          -- alone, an unindexed column, stays a HOT update)
+          AND ({host_table}.open_count, {host_table}.unreviewed_count, {host_table}.violating_count,
+               {host_table}.risk, {host_table}.last_change_at)
+              IS DISTINCT FROM (c.open_count, c.unreviewed_count, c.violating_count, c.risk,
+                                COALESCE(c.last_change_at, {host_table}.first_seen))
     """  # noqa: S608
     opened = PortState.OPEN
     params = [opened, opened, PolicyStatus.UNREVIEWED, opened, PolicyStatus.REJECTED, opened, NO_RISK, *ids_params]

@@ -122,9 +122,9 @@ def _apply_pg(cursor, run, chunk, zone, *, coverage, now) -> Counter:
 
 
 def _announce(run: ScanRun, chunk: ScanChunk, summary: IngestSummary) -> None:
+    _update_policy(chunk)
     if summary.total_changes:
         _refresh_statistics(summary.total_changes)
-    _update_policy(chunk)
     if summary.total_changes:
         changes_recorded.send(sender=Change, run=run, changes=Change.objects.filter(chunk=chunk))
 
@@ -132,11 +132,12 @@ def _announce(run: ScanRun, chunk: ScanChunk, summary: IngestSummary) -> None:
 def _refresh_statistics(changes: int) -> None:
     """ANALYZE the inventory after a scan that grew it by a large fraction.
 
-    The policy's statements below look ports up per host; on a table the
-    planner still believes small (a first import of 65k hosts, in this very
-    transaction) it would scan the whole table once per host instead of using
-    the index. ANALYZE counts this transaction's own rows; it costs a fraction
-    of a second and runs only when the inventory grew by more than a quarter.
+    Until autovacuum gets to it, the planner would otherwise plan the next
+    scan against statistics of a much smaller table, or of rows the policy has
+    not evaluated yet (all "pending": the pending-rows index would look
+    useless). ANALYZE counts this transaction's own rows; it costs a fraction
+    of a second and runs only when the inventory grew by more than a quarter,
+    after the policy step so that it sees the rows as they will stay.
     """
     if connection.vendor != "postgresql" or changes < ANALYZE_MIN_CHANGES:
         return
