@@ -183,9 +183,14 @@ class ServiceFilter(_InventoryFilter):
     def ordering(self, sort: str) -> list:
         if sort in SERVICE_SORTS:
             return SERVICE_SORTS[sort][1]
-        if self.form.cleaned_data.get("port") is not None or search.parse(self.form.cleaned_data.get("q") or "").port:
+        query = search.parse(self.form.cleaned_data.get("q") or "")
+        if self.form.cleaned_data.get("port") is not None or query.port:
             # One port: its hosts in index order (they share the port's risk anyway).
             return SERVICE_SORTS["port"][1]
+        if query.text:
+            # A service or product: read in host order, so that a page stops
+            # after a hundred matches instead of sorting every "http" by risk.
+            return SERVICE_SORTS["host"][1]
         # The queue's order where a policy status is chosen (its index leads
         # with the status), else risk then age.
         return SERVICE_DEFAULT_SORT if self.form.cleaned_data.get("policy") else SERVICE_RISK_SORT

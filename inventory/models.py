@@ -141,8 +141,6 @@ class Host(models.Model):
     # Highest Severity among the open ports; NO_RISK when none of them is risky.
     risk = models.SmallIntegerField(default=NO_RISK, db_default=NO_RISK, editable=False)
     # When one of its ports last changed (opened, closed, filtered, service).
-    # Not indexed on purpose: it changes on most scans, and an indexed column
-    # would turn the host's cheap in-place (HOT) update into a full one.
     last_change_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
@@ -157,6 +155,7 @@ class Host(models.Model):
             models.Index(fields=["-violating_count", "address"], name="host_violating_idx"),
             models.Index(fields=["-unreviewed_count", "address"], name="host_unreviewed_idx"),
             models.Index(fields=["-open_count", "address"], name="host_open_idx"),
+            models.Index(fields=["-last_change_at"], name="host_last_change_idx"),
         ]
         ordering = ["zone__name", "address"]
 
