@@ -98,11 +98,13 @@ class _InventoryFilter(django_filters.FilterSet):
 
 
 class HostFilter(_InventoryFilter):
-    zone = django_filters.ModelChoiceFilter(queryset=Zone.objects.all(), to_field_name="name", empty_label="all zones")
-    tag = django_filters.ModelChoiceFilter(
-        queryset=Tag.objects.all(), to_field_name="name", method="filter_tag", empty_label="all tags"
+    zone = django_filters.ModelChoiceFilter(
+        queryset=Zone.objects.all(), to_field_name="name", empty_label="all zones", label="Zone"
     )
-    owner = django_filters.CharFilter(field_name="owner", lookup_expr="iexact")
+    tag = django_filters.ModelChoiceFilter(
+        queryset=Tag.objects.all(), to_field_name="name", method="filter_tag", empty_label="all tags", label="Tag"
+    )
+    owner = django_filters.CharFilter(field_name="owner", lookup_expr="iexact", label="Owner")
     policy = django_filters.ChoiceFilter(
         choices=[
             ("violating", "has violations"),
@@ -145,12 +147,16 @@ class HostFilter(_InventoryFilter):
 
 class ServiceFilter(_InventoryFilter):
     zone = django_filters.ModelChoiceFilter(
-        queryset=Zone.objects.all(), to_field_name="name", field_name="host__zone", empty_label="all zones"
+        queryset=Zone.objects.all(),
+        to_field_name="name",
+        field_name="host__zone",
+        empty_label="all zones",
+        label="Zone",
     )
     tag = django_filters.ModelChoiceFilter(
-        queryset=Tag.objects.all(), to_field_name="name", method="filter_tag", empty_label="all tags"
+        queryset=Tag.objects.all(), to_field_name="name", method="filter_tag", empty_label="all tags", label="Tag"
     )
-    owner = django_filters.CharFilter(field_name="host__owner", lookup_expr="iexact")
+    owner = django_filters.CharFilter(field_name="host__owner", lookup_expr="iexact", label="Owner")
     port = django_filters.NumberFilter(field_name="port", min_value=PORT_MIN, max_value=PORT_MAX)
     protocol = django_filters.ChoiceFilter(choices=Protocol.choices, empty_label="any")
     state = django_filters.ChoiceFilter(

@@ -148,3 +148,9 @@ def test_pages_make_the_same_number_of_queries_for_5_or_60_rows(as_viewer):
     big_host = Host.objects.get(address="127.67.1.1")
     big = [_queries(as_viewer, url) for url in urls] + [_queries(as_viewer, big_host.get_absolute_url())]
     assert small == big
+
+
+def test_filter_labels_read_well(as_viewer):
+    page = as_viewer.get(reverse("port-list")).content.decode()
+    assert "[invalid name]" not in page and "Host zone" not in page
+    assert ">Tag <" in page or "Tag <select" in page
