@@ -211,7 +211,13 @@ class Service(models.Model):
         max_length=12, choices=PolicyStatus.choices, null=True, blank=True, editable=False
     )
     policy_rule = models.ForeignKey(
-        "PortRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="services", editable=False
+        "PortRule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="services",
+        editable=False,
+        db_index=False,  # see service_rule_idx: most ports have no rule
     )
     # Severity from the risk table; NO_RISK: not a risky kind of port. (A
     # number, not NULL, so that sorting riskiest first needs no NULLS LAST,
@@ -231,6 +237,11 @@ class Service(models.Model):
             models.Index(fields=["state", "port", "host"], name="service_state_port_idx"),
             # The scheduler tick clears settled flapping marks (a handful of rows).
             models.Index(fields=["last_changed"], condition=models.Q(flapping=True), name="service_flapping_idx"),
+            # A rule's ports (rule page, expiry, deletion). Partial: most ports
+            # have no rule, and a full index would be written for every new port.
+            models.Index(
+                fields=["policy_rule"], condition=models.Q(policy_rule__isnull=False), name="service_rule_idx"
+            ),
             # Rows the policy has yet to evaluate (after every ingest).
             models.Index(fields=["id"], condition=models.Q(policy_status__isnull=True), name="service_pending_idx"),
             # Review queue (violations, then unreviewed; riskiest, then oldest
