@@ -85,8 +85,17 @@ class _InventoryFilter(django_filters.FilterSet):
     def search(self, queryset, name, value):
         return self.search_function(queryset, search.parse(value))
 
+    tag = django_filters.ModelChoiceFilter(
+        queryset=Tag.objects.all(), to_field_name="name", method="filter_tag", empty_label="all tags", label="Tag"
+    )
+    # How the filtered rows name their host: "pk" for hosts, "host_id" for ports.
+    host_key = "pk"
+
     def filter_risk(self, queryset, name, value):
         return queryset.filter(risk__gte=int(value))
+
+    def filter_tag(self, queryset, name, value):
+        return queryset.filter(**{f"{self.host_key}__in": HostTag.objects.filter(tag=value).values("host_id")})
 
     def sort_by(self, queryset, name, value):
         # Applied last, in filter_queryset.
@@ -100,9 +109,6 @@ class _InventoryFilter(django_filters.FilterSet):
 class HostFilter(_InventoryFilter):
     zone = django_filters.ModelChoiceFilter(
         queryset=Zone.objects.all(), to_field_name="name", empty_label="all zones", label="Zone"
-    )
-    tag = django_filters.ModelChoiceFilter(
-        queryset=Tag.objects.all(), to_field_name="name", method="filter_tag", empty_label="all tags", label="Tag"
     )
     owner = django_filters.CharFilter(field_name="owner", lookup_expr="iexact", label="Owner")
     policy = django_filters.ChoiceFilter(
@@ -131,9 +137,6 @@ class HostFilter(_InventoryFilter):
     def ordering(self, sort: str) -> list:
         return HOST_SORTS[sort][1] if sort in HOST_SORTS else HOST_DEFAULT_SORT
 
-    def filter_tag(self, queryset, name, value):
-        return queryset.filter(pk__in=HostTag.objects.filter(tag=value).values("host_id"))
-
     def filter_policy(self, queryset, name, value):
         if value == "violating":
             return queryset.filter(violating_count__gt=0)
@@ -152,9 +155,6 @@ class ServiceFilter(_InventoryFilter):
         field_name="host__zone",
         empty_label="all zones",
         label="Zone",
-    )
-    tag = django_filters.ModelChoiceFilter(
-        queryset=Tag.objects.all(), to_field_name="name", method="filter_tag", empty_label="all tags", label="Tag"
     )
     owner = django_filters.CharFilter(field_name="host__owner", lookup_expr="iexact", label="Owner")
     port = django_filters.NumberFilter(field_name="port", min_value=PORT_MIN, max_value=PORT_MAX)
@@ -175,6 +175,7 @@ class ServiceFilter(_InventoryFilter):
         empty_label="risk",
     )
     search_function = staticmethod(search.filter_services)
+    host_key = "host_id"
 
     class Meta:
         model = Service
@@ -203,9 +204,6 @@ class ServiceFilter(_InventoryFilter):
 
     def filter_state(self, queryset, name, value):
         return queryset if value == "all" else queryset.filter(state=value)
-
-    def filter_tag(self, queryset, name, value):
-        return queryset.filter(host_id__in=HostTag.objects.filter(tag=value).values("host_id"))
 
     def filter_policy(self, queryset, name, value):
         if value == "queue":

@@ -124,12 +124,12 @@ def test_an_assignment_rule_must_assign_something_and_name_a_network(client, adm
     response = client.post(reverse("assignment-create"), {"cidr": "nonsense", "owner": "", "tag_names": ""})
     assert response.status_code == 200
     assert "is not a network" in response.context["form"].errors["cidr"][0]
-    response = client.post(reverse("assignment-create"), {"cidr": "10.0.0.0/8", "owner": "", "tag_names": ""})
+    response = client.post(reverse("assignment-create"), {"cidr": "127.0.0.0/8", "owner": "", "tag_names": ""})
     assert "assigns nothing" in str(response.context["form"].errors)
     assert not AssignmentRule.objects.exists()
 
 
 def test_in_cidr_as_sqlite_sees_it():
-    assert in_cidr("10.1.2.3", "10.0.0.0/8") and not in_cidr("11.1.2.3", "10.0.0.0/8")
-    assert in_cidr("::1", "::/64") and not in_cidr("10.1.2.3", "::/0")
-    assert not in_cidr("10.1.2.3", "") and not in_cidr("not-an-ip", "10.0.0.0/8") and not in_cidr("10.0.0.1", "x")
+    assert in_cidr("127.1.2.3", "127.0.0.0/8") and not in_cidr("128.1.2.3", "127.0.0.0/8")
+    assert in_cidr("::1", "::/64") and not in_cidr("127.1.2.3", "::/0")
+    assert not in_cidr("127.1.2.3", "") and not in_cidr("not-an-ip", "127.0.0.0/8") and not in_cidr("127.0.0.1", "x")
