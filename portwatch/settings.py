@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "django_filters",
     "inventory",
     "scans",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -202,6 +203,36 @@ IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 100 * 1024 * 1024, minimum=1024)
 # How often beat asks the scheduler for due scans (seconds).
 SCHEDULER_TICK_SECONDS = env_int("SCHEDULER_TICK_SECONDS", 10, minimum=1)
 
+# --- Alerts ---------------------------------------------------------------------
+
+# Mail for email channels: Django's SMTP settings, from the environment.
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "PortWatch <portwatch@localhost>")
+# How often the dispatcher looks for due notifications: retries, digests, and
+# any whose immediate delivery the broker did not carry (seconds).
+ALERT_DISPATCH_SECONDS = env_int("ALERT_DISPATCH_SECONDS", 5, minimum=1)
+ALERT_DISPATCH_BATCH = env_int("ALERT_DISPATCH_BATCH", 200, minimum=1)
+# Retries: base * 2^(n-1) seconds after the n-th failure, capped; then the failed list.
+ALERT_RETRY_BASE_SECONDS = env_int("ALERT_RETRY_BASE_SECONDS", 30, minimum=1)
+ALERT_RETRY_MAX_SECONDS = env_int("ALERT_RETRY_MAX_SECONDS", 3600, minimum=1)
+ALERT_MAX_ATTEMPTS = env_int("ALERT_MAX_ATTEMPTS", 12, minimum=1)
+# Webhook timeouts (seconds). A claim older than the lease is assumed dead and sent again.
+ALERT_WEBHOOK_CONNECT_TIMEOUT = env_int("ALERT_WEBHOOK_CONNECT_TIMEOUT", 5, minimum=1)
+ALERT_WEBHOOK_READ_TIMEOUT = env_int("ALERT_WEBHOOK_READ_TIMEOUT", 10, minimum=1)
+ALERT_CLAIM_LEASE_SECONDS = env_int("ALERT_CLAIM_LEASE_SECONDS", 300, minimum=30)
+if ALERT_CLAIM_LEASE_SECONDS <= ALERT_WEBHOOK_CONNECT_TIMEOUT + ALERT_WEBHOOK_READ_TIMEOUT + EMAIL_TIMEOUT:
+    raise ImproperlyConfigured("ALERT_CLAIM_LEASE_SECONDS must be longer than the webhook and email timeouts.")
+# A message lists this many changes, then links to the rest.
+ALERT_MAX_CHANGES_PER_MESSAGE = env_int("ALERT_MAX_CHANGES_PER_MESSAGE", 50, minimum=1)
+# The "Local log file" channel appends here.
+ALERT_LOG_FILE = Path(env_str("ALERT_LOG_FILE", str(VAR_DIR / "alerts.log")))
+
 # --- Celery ---------------------------------------------------------------------
 
 REDIS_URL = env_str("REDIS_URL")
@@ -232,7 +263,14 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Delivery has its own queue and worker: see alerts.tasks.
+CELERY_TASK_ROUTES = {"alerts.tasks.*": {"queue": "alerts"}}
 CELERY_BEAT_SCHEDULE = {
+    "alerts-dispatch": {
+        "task": "alerts.tasks.dispatch",
+        "schedule": float(ALERT_DISPATCH_SECONDS),
+        "options": {"expires": float(ALERT_DISPATCH_SECONDS)},
+    },
     # A tick that waited longer than one period is dropped: the next does its work.
     "scans-tick": {
         "task": "scans.tasks.tick",

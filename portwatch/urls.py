@@ -9,6 +9,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("inventory.urls")),
     path("", include("scans.urls")),
+    path("", include("alerts.urls")),
 ]
 
 urlpatterns += [

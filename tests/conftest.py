@@ -30,6 +30,7 @@ _SEED_MIGRATIONS = [
     "inventory.migrations.0011_builtin_risk_rules",
     "scans.migrations.0002_builtin_profiles",
     "scans.migrations.0004_default_scope",
+    "alerts.migrations.0002_default_rules",
 ]
 
 

@@ -1,5 +1,8 @@
 """Start a Celery worker for PortWatch, consuming the right queues.
 
+With --alerts, a delivery worker: only the ``alerts`` queue, so that slow
+receivers and long scans never wait for each other.
+
 Without --zone, a central worker: the default queue (scheduler ticks, and
 later alerts) and the scan queue of every zone scanned centrally, followed as
 zones change. With --zone (repeatable), a zone worker: only the scan queues of
@@ -20,12 +23,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--zone", action="append", default=[], help="Scan only this zone (repeatable).")
+        parser.add_argument("--alerts", action="store_true", help="Deliver notifications only (the alerts queue).")
         parser.add_argument("--concurrency", type=int, default=2, help="Scans run at once by this worker.")
         parser.add_argument("--loglevel", default="INFO")
         parser.add_argument("--name", default=None, help="Node name before the @ (default: central or zone-<zones>).")
 
-    def handle(self, *args, zone, concurrency, loglevel, name, **options):
-        if zone:
+    def handle(self, *args, zone, alerts, concurrency, loglevel, name, **options):
+        if alerts and zone:
+            raise CommandError("--alerts and --zone start different workers: give one of them.")
+        if alerts:
+            queues = ["alerts"]
+            name = name or "alerts"
+        elif zone:
             zones = list(Zone.objects.filter(name__in=zone))
             missing = sorted(set(zone) - {z.name for z in zones})
             if missing:

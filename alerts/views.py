@@ -1,0 +1,279 @@
+"""Pages of the alerts app.
+
+Everyone with a role sees notifications, rules and mutes; reviewers set and
+end mutes; admins manage channels and rules and retry or dismiss failed
+notifications. Channels are admin-only even to read: their targets hold
+addresses and tokens.
+"""
+
+from django.contrib import messages
+from django.db import transaction
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse, reverse_lazy
+from django.utils import timezone
+from django.views import View
+from django.views.generic import CreateView, DetailView, ListView, UpdateView
+
+from alerts import delivery
+from alerts.choices import NotificationStatus
+from alerts.forms import AlertRuleForm, ChannelForm, MuteForm
+from alerts.models import AlertRule, Channel, Mute, Notification
+from inventory import audit
+from portwatch.roles import Role, RoleRequiredMixin
+
+CHANNEL_AUDIT_FIELDS = ["name", "kind", "mode", "digest_minutes", "allow_private", "enabled"]
+
+
+def channel_snapshot(channel: Channel) -> dict:
+    """What the audit log keeps of a channel: never its token-bearing URL or its secret."""
+    data = audit.snapshot(channel, CHANNEL_AUDIT_FIELDS)
+    data["target"] = channel.masked_target
+    data["rules"] = sorted(channel.rules.values_list("name", flat=True)) if channel.pk else []
+    return data
+
+
+# --- notifications ---------------------------------------------------------------------
+
+
+class NotificationListView(RoleRequiredMixin, ListView):
+    paginate_by = 50
+    template_name = "alerts/notification_list.html"
+
+    def get_queryset(self):
+        notifications = Notification.objects.select_related("channel", "mute").annotate(change_count=Count("items"))
+        status = self.request.GET.get("status")
+        if status in NotificationStatus.values:
+            notifications = notifications.filter(status=status)
+        channel = self.request.GET.get("channel")
+        if channel and channel.isdigit():
+            notifications = notifications.filter(channel_id=int(channel))
+        return notifications
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        counts = Notification.objects.aggregate(
+            failed=Count("pk", filter=Q(status=NotificationStatus.FAILED)),
+            pending=Count("pk", filter=Q(status__in=[NotificationStatus.PENDING, NotificationStatus.SENDING])),
+        )
+        context.update(counts=counts, statuses=NotificationStatus.choices, channels=Channel.objects.all())
+        return context
+
+
+class NotificationDetailView(RoleRequiredMixin, DetailView):
+    slug_field = slug_url_kwarg = "public_id"
+    template_name = "alerts/notification_detail.html"
+    context_object_name = "notification"
+
+    def get_queryset(self):
+        return Notification.objects.select_related("channel", "mute", "chunk__run")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        changes = self.object.changes.select_related("host__zone", "run").order_by("host__address", "protocol", "port")
+        context["changes"] = changes[:500]
+        context["change_count"] = changes.count()
+        return context
+
+
+class NotificationActionView(RoleRequiredMixin, View):
+    """Retry or dismiss a failed notification (admins)."""
+
+    required_role = Role.ADMIN
+    http_method_names = ["post"]
+    action = ""
+
+    def post(self, request, public_id):
+        notification = get_object_or_404(Notification.objects.select_related("channel"), public_id=public_id)
+        with transaction.atomic():
+            if self.action == "retry":
+                done = delivery.retry(notification)
+                if done:
+                    from alerts.outbox import deliver_on_commit  # noqa: PLC0415
+
+                    deliver_on_commit([notification.pk])
+            else:
+                done = delivery.dismiss(notification)
+            if done:
+                audit.record(
+                    request.user,
+                    f"notification.{self.action}",
+                    notification,
+                    summary=f"{self.action} of a failed notification to {notification.channel.name}",
+                )
+        if done:
+            text = "Sending again." if self.action == "retry" else "Dismissed; it stays listed."
+            messages.success(request, text)
+        else:
+            messages.error(request, "Only a failed notification can be retried or dismissed; this one is not failed.")
+        return redirect(request.POST.get("next") or notification.get_absolute_url())
+
+
+# --- channels ----------------------------------------------------------------------------
+
+
+class ChannelListView(RoleRequiredMixin, ListView):
+    required_role = Role.ADMIN
+    template_name = "alerts/channel_list.html"
+
+    def get_queryset(self):
+        return Channel.objects.prefetch_related("rules").annotate(
+            failed=Count("notifications", filter=Q(notifications__status=NotificationStatus.FAILED)),
+            pending=Count("notifications", filter=Q(notifications__status=NotificationStatus.PENDING)),
+        )
+
+
+class ChannelDetailView(RoleRequiredMixin, DetailView):
+    required_role = Role.ADMIN
+    slug_field = slug_url_kwarg = "public_id"
+    template_name = "alerts/channel_detail.html"
+    context_object_name = "channel"
+    model = Channel
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["notifications"] = self.object.notifications.annotate(change_count=Count("items"))[:20]
+        return context
+
+
+class ChannelCreateView(RoleRequiredMixin, CreateView):
+    required_role = Role.ADMIN
+    model = Channel
+    form_class = ChannelForm
+    template_name = "alerts/channel_form.html"
+
+    def form_valid(self, form):
+        creating = form.instance._state.adding
+        before = None if creating else channel_snapshot(Channel.objects.get(pk=form.instance.pk))
+        with transaction.atomic():
+            self.object = form.save()
+            after = channel_snapshot(self.object)
+            if before != after:
+                action = "channel.create" if creating else "channel.update"
+                audit.record(self.request.user, action, self.object, before=before, after=after)
+        messages.success(self.request, f"Channel “{self.object.name}” saved. Send a test to check it.")
+        return redirect(self.object)
+
+
+class ChannelUpdateView(ChannelCreateView, UpdateView):
+    slug_field = slug_url_kwarg = "public_id"
+
+
+class ChannelDeleteView(RoleRequiredMixin, View):
+    required_role = Role.ADMIN
+    http_method_names = ["post"]
+
+    def post(self, request, public_id):
+        channel = get_object_or_404(Channel, public_id=public_id)
+        with transaction.atomic():
+            audit.record(request.user, "channel.delete", channel, before=channel_snapshot(channel))
+            channel.delete()
+        messages.success(request, f"Channel “{channel.name}” removed, with its notifications.")
+        return redirect("channel-list")
+
+
+class ChannelTestView(RoleRequiredMixin, View):
+    required_role = Role.ADMIN
+    http_method_names = ["post"]
+
+    def post(self, request, public_id):
+        channel = get_object_or_404(Channel, public_id=public_id)
+        with transaction.atomic():
+            delivery.send_test(channel)
+            audit.record(request.user, "channel.test", channel, summary="test notification queued")
+        messages.success(request, "Test notification queued: its outcome shows here within a few seconds.")
+        return redirect(channel)
+
+
+# --- alert rules ----------------------------------------------------------------------------
+
+
+class AlertRuleListView(RoleRequiredMixin, ListView):
+    template_name = "alerts/rule_list.html"
+
+    def get_queryset(self):
+        return AlertRule.objects.select_related("zone", "tag").prefetch_related("channels")
+
+
+class AlertRuleCreateView(audit.AuditedFormMixin, RoleRequiredMixin, CreateView):
+    required_role = Role.ADMIN
+    audit_name = "alert_rule"
+    model = AlertRule
+    form_class = AlertRuleForm
+    template_name = "alerts/rule_form.html"
+    success_url = reverse_lazy("alert-rule-list")
+
+    def form_valid(self, form):
+        messages.success(self.request, f"Alert rule “{form.instance.name}” saved.")
+        return super().form_valid(form)
+
+
+class AlertRuleUpdateView(AlertRuleCreateView, UpdateView):
+    pass
+
+
+class AlertRuleDeleteView(RoleRequiredMixin, View):
+    required_role = Role.ADMIN
+    http_method_names = ["post"]
+
+    def post(self, request, pk):
+        rule = get_object_or_404(AlertRule, pk=pk)
+        with transaction.atomic():
+            audit.record(request.user, "alert_rule.delete", rule, before=audit.snapshot(rule))
+            rule.delete()
+        messages.success(request, f"Alert rule “{rule.name}” removed.")
+        return redirect("alert-rule-list")
+
+
+# --- mutes ------------------------------------------------------------------------------------
+
+
+class MuteListView(RoleRequiredMixin, ListView):
+    paginate_by = 50
+    template_name = "alerts/mute_list.html"
+
+    def get_queryset(self):
+        return Mute.objects.select_related("zone", "tag", "host", "created_by").annotate(
+            held_back=Count("notifications__items")
+        )
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(now=timezone.now(), **kwargs)
+
+
+class MuteCreateView(RoleRequiredMixin, CreateView):
+    required_role = Role.REVIEWER
+    model = Mute
+    form_class = MuteForm
+    template_name = "alerts/mute_form.html"
+
+    def get_initial(self):
+        now = timezone.localtime().replace(second=0, microsecond=0)
+        return {"starts_at": now, "ends_at": now + timezone.timedelta(hours=2)}
+
+    def form_valid(self, form):
+        with transaction.atomic():
+            form.instance.created_by = self.request.user
+            self.object = form.save()
+            audit.record(self.request.user, "mute.create", self.object, after=audit.snapshot(self.object))
+        messages.success(
+            self.request, f"Alerts muted for {self.object.scope_label} until {self.object.ends_at:%Y-%m-%d %H:%M}."
+        )
+        return redirect("mute-list")
+
+
+class MuteEndView(RoleRequiredMixin, View):
+    required_role = Role.REVIEWER
+    http_method_names = ["post"]
+
+    def post(self, request, pk):
+        mute = get_object_or_404(Mute, pk=pk)
+        now = timezone.now()
+        if mute.ends_at > now:
+            with transaction.atomic():
+                before = audit.snapshot(mute)
+                mute.ends_at = max(now, mute.starts_at)
+                mute.save(update_fields=["ends_at"])
+                audit.record(request.user, "mute.end", mute, before=before, after=audit.snapshot(mute))
+            messages.success(request, f"The mute of {mute.scope_label} has ended.")
+        return redirect(reverse("mute-list"))
