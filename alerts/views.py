@@ -8,7 +8,8 @@ addresses and tokens.
 
 from django.contrib import messages
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
@@ -18,11 +19,23 @@ from django.views.generic import CreateView, DetailView, ListView, UpdateView
 from alerts import delivery
 from alerts.choices import NotificationStatus
 from alerts.forms import AlertRuleForm, ChannelForm, MuteForm
-from alerts.models import AlertRule, Channel, Mute, Notification
+from alerts.models import AlertRule, Channel, Mute, Notification, NotificationItem
 from inventory import audit
 from portwatch.roles import Role, RoleRequiredMixin
 
 CHANNEL_AUDIT_FIELDS = ["name", "kind", "mode", "digest_minutes", "allow_private", "enabled"]
+
+
+def with_change_count(notifications):
+    """Each notification's number of changes, counted for the listed rows only (a digest may hold many)."""
+    count = (
+        NotificationItem.objects.filter(notification=OuterRef("pk"))
+        .order_by()
+        .values("notification")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return notifications.annotate(change_count=Coalesce(Subquery(count), 0)).order_by("-created_at", "-id")
 
 
 def channel_snapshot(channel: Channel) -> dict:
@@ -41,7 +54,7 @@ class NotificationListView(RoleRequiredMixin, ListView):
     template_name = "alerts/notification_list.html"
 
     def get_queryset(self):
-        notifications = Notification.objects.select_related("channel", "mute").annotate(change_count=Count("items"))
+        notifications = with_change_count(Notification.objects.select_related("channel", "mute"))
         status = self.request.GET.get("status")
         if status in NotificationStatus.values:
             notifications = notifications.filter(status=status)
@@ -117,9 +130,13 @@ class ChannelListView(RoleRequiredMixin, ListView):
     template_name = "alerts/channel_list.html"
 
     def get_queryset(self):
-        return Channel.objects.prefetch_related("rules").annotate(
-            failed=Count("notifications", filter=Q(notifications__status=NotificationStatus.FAILED)),
-            pending=Count("notifications", filter=Q(notifications__status=NotificationStatus.PENDING)),
+        return (
+            Channel.objects.prefetch_related("rules")
+            .annotate(
+                failed=Count("notifications", filter=Q(notifications__status=NotificationStatus.FAILED)),
+                pending=Count("notifications", filter=Q(notifications__status=NotificationStatus.PENDING)),
+            )
+            .order_by("name")
         )
 
 
@@ -132,7 +149,7 @@ class ChannelDetailView(RoleRequiredMixin, DetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["notifications"] = self.object.notifications.annotate(change_count=Count("items"))[:20]
+        context["notifications"] = with_change_count(self.object.notifications.all())[:20]
         return context
 
 
@@ -233,8 +250,10 @@ class MuteListView(RoleRequiredMixin, ListView):
     template_name = "alerts/mute_list.html"
 
     def get_queryset(self):
-        return Mute.objects.select_related("zone", "tag", "host", "created_by").annotate(
-            held_back=Count("notifications__items")
+        return (
+            Mute.objects.select_related("zone", "tag", "host", "created_by")
+            .annotate(held_back=Count("notifications__items"))
+            .order_by("-starts_at", "-id")
         )
 
     def get_context_data(self, **kwargs):

@@ -7,6 +7,8 @@ entry fails ``test_every_url_is_in_the_matrix``.
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from alerts.choices import ChannelKind, NotificationStatus
+from alerts.models import AlertRule, Channel, Mute, Notification
 from inventory.models import AssignmentRule, Host, PortRule, RiskRule, Service, Zone
 from portwatch.roles import Role
 from scans.models import ScanProfile, ScanRun, ScanTarget, ScopeRule
@@ -39,7 +41,14 @@ def objects(db):
         scope="global", protocol="tcp", port_start=22, port_end=22, decision="approved", justification="ssh"
     )
     assignment = AssignmentRule.objects.create(cidr="127.0.0.0/8", owner="ops")
+    channel = Channel.objects.create(name="log", kind=ChannelKind.LOG)
+    notification = Notification.objects.create(channel=channel, dedupe_key="n", status=NotificationStatus.FAILED)
+    mute = Mute.objects.create(ends_at=now + timezone.timedelta(hours=1), reason="window")
     return {
+        "channel": channel.public_id,
+        "notification": notification.public_id,
+        "alertrule": AlertRule.objects.first().pk,
+        "mute": mute.pk,
         "port": (host.public_id, "tcp", 22),
         "portrule": port_rule.public_id,
         "assignment": assignment.pk,
@@ -107,6 +116,28 @@ MATRIX = [
     ("scope-delete", "post", Role.ADMIN, "rule"),
     ("import", "get", Role.ADMIN, None),
     ("import", "post", Role.ADMIN, None),
+    ("notification-list", "get", Role.VIEWER, None),
+    ("notification-detail", "get", Role.VIEWER, "notification"),
+    ("notification-retry", "post", Role.ADMIN, "notification"),
+    ("notification-dismiss", "post", Role.ADMIN, "notification"),
+    ("channel-list", "get", Role.ADMIN, None),
+    ("channel-create", "get", Role.ADMIN, None),
+    ("channel-create", "post", Role.ADMIN, None),
+    ("channel-detail", "get", Role.ADMIN, "channel"),
+    ("channel-edit", "get", Role.ADMIN, "channel"),
+    ("channel-edit", "post", Role.ADMIN, "channel"),
+    ("channel-test", "post", Role.ADMIN, "channel"),
+    ("channel-delete", "post", Role.ADMIN, "channel"),
+    ("alert-rule-list", "get", Role.VIEWER, None),
+    ("alert-rule-create", "get", Role.ADMIN, None),
+    ("alert-rule-create", "post", Role.ADMIN, None),
+    ("alert-rule-edit", "get", Role.ADMIN, "alertrule"),
+    ("alert-rule-edit", "post", Role.ADMIN, "alertrule"),
+    ("alert-rule-delete", "post", Role.ADMIN, "alertrule"),
+    ("mute-list", "get", Role.VIEWER, None),
+    ("mute-create", "get", Role.REVIEWER, None),
+    ("mute-create", "post", Role.REVIEWER, None),
+    ("mute-end", "post", Role.REVIEWER, "mute"),
 ]
 CASES = [pytest.param(*case, id=f"{case[1]}-{case[0]}") for case in MATRIX]
 
