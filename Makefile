@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test lint format ensure-nmap ensure-ndiff clean bench-pipeline bench-ingest bench-pages
+.PHONY: run test lint format ensure-nmap ensure-ndiff clean bench-pipeline bench-ingest bench-pages bench-alerts
 
 # --- set-up ---------------------------------------------------------------------
 
@@ -76,3 +76,6 @@ bench-ingest: $(VENV)/.dev ensure-ndiff
 
 bench-pages: $(VENV)/.dev
 	python -m tests.stack python -m bench.pages $(BENCH_ARGS)
+
+bench-alerts: $(VENV)/.dev
+	python -m tests.stack python -m bench.alerts $(BENCH_ARGS)
