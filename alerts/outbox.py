@@ -160,7 +160,8 @@ def _insert_items(notification: Notification, changes: QuerySet) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (notification_id, change_id) SELECT %s, sel.* FROM ({sql}) sel "  # noqa: S608 - our own compiled SQL
-            "ON CONFLICT DO NOTHING",
+            # WHERE true: SQLite would otherwise read ON CONFLICT as a join's ON.
+            "WHERE true ON CONFLICT DO NOTHING",
             (notification.pk, *params),
         )
         return cursor.rowcount

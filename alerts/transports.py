@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from email.utils import make_msgid
 from urllib.parse import urlsplit
@@ -130,6 +131,7 @@ class WebhookTransport(Transport):
             )
         else:
             pool = urllib3.HTTPConnectionPool(dest.address, dest.port, timeout=timeout, retries=False)
+        where = f"{dest.host}:{dest.port}" + (f" ({dest.address})" if dest.address != dest.host else "")
         try:
             with pool:
                 response = pool.urlopen(
@@ -138,13 +140,13 @@ class WebhookTransport(Transport):
                 excerpt = response.read(RESPONSE_EXCERPT, decode_content=False).decode("utf-8", "replace")
                 response.release_conn()
         except urllib3.exceptions.NewConnectionError as error:  # a subclass of the timeout error
-            raise TransportError(f"could not connect: {_reason(error)}") from None
+            raise TransportError(f"could not connect to {where}: {_reason(error)}") from None
         except urllib3.exceptions.TimeoutError as error:
-            raise TransportError(f"timed out: {_reason(error)}") from None
+            raise TransportError(f"timed out talking to {where}: {_reason(error)}") from None
         except urllib3.exceptions.SSLError as error:
-            raise TransportError(f"TLS error: {_reason(error)}") from None
+            raise TransportError(f"TLS error with {where}: {_reason(error)}") from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise TransportError(f"could not connect: {_reason(error)}") from None
+            raise TransportError(f"could not connect to {where}: {_reason(error)}") from None
         status = response.status
         if 200 <= status < 300:
             return
@@ -160,8 +162,11 @@ class WebhookTransport(Transport):
 
 
 def _reason(error: Exception) -> str:
-    reason = getattr(error, "reason", None) or error
-    return str(reason)[:300]
+    """The cause without urllib3's "HTTPConnectionPool(host=..., port=...): " prefix."""
+    reason = str(getattr(error, "reason", None) or error)
+    reason = re.sub(r"^(?:None: |[\w.]+\(host=[^)]*\): )+", "", reason)
+    reason = re.sub(r"^Failed to establish a new connection: \[Errno -?\d+\] ", "", reason)
+    return reason[:300]
 
 
 class AppriseTransport(Transport):
