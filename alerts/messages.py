@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from alerts.choices import NotificationKind
 from alerts.models import Notification
+from alerts.templatetags.alert_text import plain
 from inventory.choices import NO_RISK, Severity
 from inventory.models import Service
 from scans.choices import HOST_CHANGE_KINDS
@@ -93,6 +94,10 @@ class Message:
 
     @property
     def subject(self) -> str:
+        # A header: no control characters, whatever an admin typed in a channel's name.
+        return plain(self._subject())
+
+    def _subject(self) -> str:
         if self.is_test:
             return f"[PortWatch] Test notification to {self.notification.channel.name}"
         prefix = "Digest: " if self.notification.kind == NotificationKind.DIGEST else ""

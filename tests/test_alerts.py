@@ -454,3 +454,14 @@ def test_the_log_channel_appends_a_json_line(tmp_path):
     (line,) = log.read_text().splitlines()
     assert {change["kind"] for change in json.loads(line)["changes"]} == {"host_discovered", "port_opened"}
     assert Service.objects.get(port=22).policy_status == PolicyStatus.UNREVIEWED
+
+
+def test_a_channel_name_cannot_forge_an_email_header(smtp):
+    channel = Channel.objects.create(
+        name="soc\r\nBcc: attacker@example.org", kind=ChannelKind.EMAIL, target="soc@example.org"
+    )
+    delivery.send_test(channel)
+    assert delivery.dispatch_due() == 1
+    (message,) = smtp.messages
+    assert message["Bcc"] is None and message["X-Envelope-To"] == "soc@example.org"
+    assert "Bcc: attacker" in message["Subject"]  # kept as text, on the subject line
