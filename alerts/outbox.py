@@ -169,13 +169,14 @@ def _insert_items(notification: Notification, changes: QuerySet) -> int:
 
 def _create(channel, changes, dedupe_key, *, chunk_id, now, **fields) -> Notification | None:
     """A notification holding ``changes``, or None when they are none."""
+    # One read for the common case (nothing selected, muted or flapping) instead of a row written and removed.
+    if not changes.exists():
+        return None
     notification, _ = Notification.objects.get_or_create(
         dedupe_key=dedupe_key,
         defaults={"channel": channel, "chunk_id": chunk_id, "created_at": now, "next_attempt_at": now, **fields},
     )
-    if not _insert_items(notification, changes) and not notification.items.exists():
-        notification.delete()
-        return None
+    _insert_items(notification, changes)
     return notification
 
 
@@ -207,6 +208,8 @@ def _add_to_digest(channel, changes, now, key) -> None:
     claimed this window's digest, the changes start a follow-up digest, so
     none is added to a message that is already on its way.
     """
+    if not changes.exists():
+        return
     start, end = digest_window(channel, now)
     dedupe_key = f"digest-ch{channel.pk}-{start:%Y%m%dT%H%M}"
     Notification.objects.get_or_create(
@@ -220,8 +223,6 @@ def _add_to_digest(channel, changes, now, key) -> None:
             defaults={"channel": channel, "kind": NotificationKind.DIGEST, "created_at": now, "next_attempt_at": now},
         )
     _insert_items(digest, changes)
-    if not digest.items.exists():
-        digest.delete()
 
 
 def deliver_on_commit(notification_ids: list[int]) -> None:

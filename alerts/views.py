@@ -13,6 +13,7 @@ from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.generic import CreateView, DetailView, ListView, UpdateView
 
@@ -20,6 +21,7 @@ from alerts import delivery
 from alerts.choices import NotificationStatus
 from alerts.forms import AlertRuleForm, ChannelForm, MuteForm
 from alerts.models import AlertRule, Channel, Mute, Notification, NotificationItem
+from alerts.outbox import deliver_on_commit
 from inventory import audit
 from portwatch.roles import Role, RoleRequiredMixin
 
@@ -102,8 +104,6 @@ class NotificationActionView(RoleRequiredMixin, View):
             if self.action == "retry":
                 done = delivery.retry(notification)
                 if done:
-                    from alerts.outbox import deliver_on_commit  # noqa: PLC0415
-
                     deliver_on_commit([notification.pk])
             else:
                 done = delivery.dismiss(notification)
@@ -119,7 +119,11 @@ class NotificationActionView(RoleRequiredMixin, View):
             messages.success(request, text)
         else:
             messages.error(request, "Only a failed notification can be retried or dismissed; this one is not failed.")
-        return redirect(request.POST.get("next") or notification.get_absolute_url())
+        back = request.POST.get("next", "")
+        safe = url_has_allowed_host_and_scheme(
+            back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
+        return redirect(back if back and safe else notification.get_absolute_url())
 
 
 # --- channels ----------------------------------------------------------------------------
@@ -153,23 +157,19 @@ class ChannelDetailView(RoleRequiredMixin, DetailView):
         return context
 
 
-class ChannelCreateView(RoleRequiredMixin, CreateView):
+class ChannelCreateView(audit.AuditedFormMixin, RoleRequiredMixin, CreateView):
     required_role = Role.ADMIN
+    audit_name = "channel"
     model = Channel
     form_class = ChannelForm
     template_name = "alerts/channel_form.html"
 
+    def audit_snapshot(self, instance):
+        return channel_snapshot(instance)
+
     def form_valid(self, form):
-        creating = form.instance._state.adding
-        before = None if creating else channel_snapshot(Channel.objects.get(pk=form.instance.pk))
-        with transaction.atomic():
-            self.object = form.save()
-            after = channel_snapshot(self.object)
-            if before != after:
-                action = "channel.create" if creating else "channel.update"
-                audit.record(self.request.user, action, self.object, before=before, after=after)
-        messages.success(self.request, f"Channel “{self.object.name}” saved. Send a test to check it.")
-        return redirect(self.object)
+        messages.success(self.request, f"Channel “{form.instance.name}” saved. Send a test to check it.")
+        return super().form_valid(form)
 
 
 class ChannelUpdateView(ChannelCreateView, UpdateView):

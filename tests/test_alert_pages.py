@@ -45,7 +45,7 @@ def test_an_admin_adds_a_webhook_channel_with_the_default_rules_ticked(as_admin)
     [
         ({"target": "http://169.254.169.254/latest/meta-data/"}, "cloud-metadata"),
         ({"target": "http://[fe80::1]/"}, "link-local"),
-        ({"target": "http://10.0.0.5/hook", "allow_private": None}, "an admin must allow private addresses"),
+        ({"target": "http://198.18.0.5/hook", "allow_private": None}, "an admin must allow private addresses"),
         ({"target": "ftp://example.org/"}, "starts with http:// or https://"),
         ({"target": "http://127.0.0.1:99999/"}, "port is not a number"),
         ({"kind": ChannelKind.EMAIL, "target": "soc@example.org, not an address"}, "is not an email address"),
@@ -93,9 +93,9 @@ def test_send_test_queues_a_test_notification_and_audits_it(as_admin):
 def test_alert_rules_are_written_and_checked_through_the_form(as_admin):
     channel = Channel.objects.create(name="log", kind=ChannelKind.LOG)
     data = {"name": "pci high", "enabled": "on", "kinds": ["port_opened"], "policy_statuses": ["unreviewed"]}
-    data |= {"min_risk": 3, "cidr": "10.1.0.0/16", "channels": [channel.pk]}
+    data |= {"min_risk": 3, "cidr": "127.62.0.0/16", "channels": [channel.pk]}
 
-    bad = as_admin.post(reverse("alert-rule-create"), data | {"cidr": "10.1.0.0/33"})
+    bad = as_admin.post(reverse("alert-rule-create"), data | {"cidr": "127.62.0.0/33"})
     assert "is not a network" in bad.content.decode() and not AlertRule.objects.filter(name="pci high").exists()
     bad = as_admin.post(reverse("alert-rule-create"), data | {"kinds": ["port_exploded"]})
     assert "not one of the available choices" in bad.content.decode()
@@ -107,7 +107,7 @@ def test_alert_rules_are_written_and_checked_through_the_form(as_admin):
         ["port_opened"],
         ["unreviewed"],
         3,
-        "10.1.0.0/16",
+        "127.62.0.0/16",
     )
     assert list(rule.channels.all()) == [channel]
     assert AuditEntry.objects.filter(action="alert_rule.create").exists()
@@ -152,7 +152,8 @@ def test_the_failed_list_shows_the_error_escaped_and_an_admin_retries_or_dismiss
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
     assert "1 notification failed" in page
 
-    as_admin.post(reverse("notification-retry", args=[first.public_id]))
+    response = as_admin.post(reverse("notification-retry", args=[first.public_id]), {"next": "https://evil.example/"})
+    assert response.url == first.get_absolute_url()  # never back to another site
     first.refresh_from_db()
     assert first.status == NotificationStatus.PENDING and first.attempts == 0
 

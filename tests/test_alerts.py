@@ -372,7 +372,7 @@ def test_a_4xx_answer_fails_at_once(receiver):
         ("http://[fe80::1]/", True, "link-local"),
         ("http://100.100.100.200/", True, "cloud-metadata"),
         ("http://127.0.0.1:9/", False, "an admin must allow private addresses"),
-        ("http://10.1.2.3/", False, "an admin must allow private addresses"),
+        ("http://198.18.0.5/", False, "an admin must allow private addresses"),
         ("http://0.0.0.0/", True, "not a unicast address"),
         ("ftp://127.0.0.1/", True, "must start with http"),
     ],
