@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test lint format ensure-nmap ensure-ndiff clean bench-pipeline bench-ingest bench-pages bench-alerts
+.PHONY: run demo test lint format ensure-nmap ensure-chromium ensure-ndiff clean bench-pipeline bench-ingest bench-pages bench-alerts
 
 # --- set-up ---------------------------------------------------------------------
 
@@ -40,6 +40,17 @@ run: $(VENV)/.runtime ensure-nmap
 	@echo "PortWatch is starting on http://127.0.0.1:8000 (Ctrl-C stops it)."
 	honcho start -f Procfile
 
+# --- demo: the same, plus pretend servers on loopback that change every few minutes --
+# DEMO_ARGS passes options to manage.py demo, e.g. DEMO_ARGS="--change-every 60".
+
+demo: $(VENV)/.runtime ensure-nmap
+	python manage.py migrate --noinput
+	python manage.py collectstatic --noinput -v0
+	python manage.py ensure_admin
+	python manage.py demo --setup-only $(DEMO_ARGS)
+	@echo "PortWatch and the demo fleet are starting (Ctrl-C stops them)."
+	honcho start -f Procfile.demo
+
 # --- test: lint, then the whole suite on PostgreSQL and Redis ----------------------
 
 lint: $(VENV)/.dev
@@ -50,7 +61,18 @@ format: $(VENV)/.dev
 	ruff format .
 	ruff check --fix .
 
-test: $(VENV)/.dev ensure-nmap lint
+# The browser tests (tests/test_browser.py) drive Debian's Chromium with Playwright.
+ensure-chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "chromium (for the browser tests) is missing; installing it with apt-get..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else \
+	    echo "chromium is not installed. Install it with: sudo apt-get install chromium" >&2; exit 1; \
+	  fi; \
+	fi
+
+test: $(VENV)/.dev ensure-nmap ensure-chromium lint
 	python -m tests.stack python -m pytest $(PYTEST_ARGS)
 
 clean:

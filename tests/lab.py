@@ -9,10 +9,10 @@ Nothing outside 127.0.0.0/8 is ever scanned from here.
 
 import itertools
 import os
-import selectors
-import socket
-import threading
-from pathlib import Path
+
+# The listeners are the product's (the demo fleet runs on them too); bench/
+# imports them from here.
+from scans.demo import Listeners, wildcard_listening_ports
 
 LAB_PORTS = range(41000, 42000)
 LAB_PORT_SPEC = f"{LAB_PORTS.start}-{LAB_PORTS.stop - 1}"
@@ -24,83 +24,6 @@ _networks = itertools.cycle(range(1 + _worker_offset, 61 + _worker_offset))
 
 def next_lab_prefix() -> str:
     return f"127.77.{next(_networks)}"
-
-
-def wildcard_listening_ports() -> set[int]:
-    """TCP ports something on this machine listens on for every address."""
-    ports = set()
-    for name, wildcard in (("/proc/net/tcp", "00000000"), ("/proc/net/tcp6", "0" * 32)):
-        path = Path(name)
-        if not path.exists():
-            continue
-        for line in path.read_text().splitlines()[1:]:
-            fields = line.split()
-            local, state = fields[1], fields[3]
-            address, port = local.split(":")
-            if state == "0A" and address == wildcard:  # 0A = LISTEN
-                ports.add(int(port, 16))
-    return ports
-
-
-class Listeners:
-    """Listening sockets served by one thread: each connection is accepted,
-    sent an optional banner (so nmap -sV can identify it) and closed."""
-
-    def __init__(self):
-        self._selector = selectors.DefaultSelector()
-        self._lock = threading.Lock()
-        self._sockets: dict[tuple[str, int], socket.socket] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="lab-listeners", daemon=True)
-        self._thread.start()
-
-    def open(self, host: str, port: int, banner: bytes | None = None) -> None:
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(256)
-        sock.setblocking(False)
-        with self._lock:
-            self._sockets[(host, port)] = sock
-            self._selector.register(sock, selectors.EVENT_READ, banner)
-
-    def close(self, host: str, port: int) -> None:
-        with self._lock:
-            sock = self._sockets.pop((host, port))
-            self._selector.unregister(sock)
-        sock.close()
-
-    def close_all(self) -> None:
-        for key in list(self._sockets):
-            self.close(*key)
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._selector.close()
-
-    @property
-    def open_ports(self) -> set[tuple[str, int]]:
-        return set(self._sockets)
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            with self._lock:
-                events = self._selector.select(timeout=0.05) if self._sockets else []
-            for key, _ in events:
-                try:
-                    conn, _ = key.fileobj.accept()
-                except (BlockingIOError, OSError):
-                    continue
-                try:
-                    if key.data:
-                        conn.setblocking(True)
-                        conn.settimeout(1)
-                        conn.sendall(key.data)
-                except OSError:
-                    pass
-                finally:
-                    conn.close()
-            if not events:
-                self._stop.wait(0.05)
 
 
 class LoopbackLab:
