@@ -111,7 +111,12 @@ def seed(hosts: int) -> None:
                    CASE WHEN s.state = 'open' THEN 'port_opened' ELSE 'port_closed' END, s.protocol, s.port,
                    '{"state": "closed"}', jsonb_build_object('state', s.state, 'name', s.name), FALSE, s.last_changed
             FROM inventory_service s WHERE s.id % 5 = 0;
-            """
+
+            -- 30 days of the overview chart's history, a point every 15 minutes.
+            INSERT INTO inventory_inventorysnapshot (taken_at, hosts, unreachable, open_ports, unreviewed, violating)
+            SELECT now() - i * interval '15 minutes', %(hosts)s, i % 50, 800000 + i, 150000 - i, 50000 + i % 100
+            FROM generate_series(1, 2880) i;
+            """.replace("%(hosts)s", str(int(hosts)))
         )
         cursor.execute("ANALYZE")
     seeded = time.perf_counter() - started
@@ -123,14 +128,29 @@ def seed(hosts: int) -> None:
     print(f"seeded {hosts:,} hosts in {seeded:.1f} s; host summaries (policy.refresh_hosts) in {summarised:.1f} s")
 
 
-def pages() -> list[tuple[str, str]]:
+def pages() -> list[tuple]:
     from django.urls import reverse
 
-    from inventory.models import Host, Service
+    from inventory.models import Host, Service, Zone
+    from scans.models import ScanProfile, ScanTarget
 
     host = Host.objects.order_by("pk")[Host.objects.count() // 2]
     service = Service.objects.filter(host=host).first()
     hosts, ports, queue = reverse("host-list"), reverse("port-list"), reverse("review-queue")
+    changes = reverse("change-list")
+    # Scheduled targets, so the overview's freshness figures have work to do.
+    quick = ScanProfile.objects.get(slug="quick")
+    for zone in Zone.objects.all():
+        ScanTarget.objects.get_or_create(
+            name=f"bench {zone.name}",
+            defaults={
+                "zone": zone,
+                "targets": "127.0.0.0/16",
+                "profile": quick,
+                "schedule_kind": "interval",
+                "schedule_interval": 60,
+            },
+        )
     return [
         ("overview", reverse("overview")),
         ("hosts", hosts),
@@ -158,6 +178,13 @@ def pages() -> list[tuple[str, str]]:
         ("port detail", service.get_absolute_url()),
         ("rules", reverse("rule-list")),
         ("audit", reverse("audit-list")),
+        ("overview 30 d", f"{reverse('overview')}?range=30"),
+        ("overview poll", reverse("overview"), {"HX-Request": "true"}),
+        ("changes", changes),
+        ("changes unreviewed risk", f"{changes}?policy=unreviewed&risk=3"),
+        ("changes closed dc1 7d", f"{changes}?kind=port_closed&zone=dc1&within=7"),
+        ("changes tag", f"{changes}?tag=tag-3"),
+        ("metrics", reverse("metrics")),
     ]
 
 
@@ -177,18 +204,18 @@ def measure(repeat: int) -> list[tuple[str, float, float]]:
     plain = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
     storages = {**settings.STORAGES, "staticfiles": plain}
     with override_settings(STORAGES=storages):
-        for name, url in pages():
-            results.append(_time_page(client, name, url, repeat))
+        for name, url, *headers in pages():
+            results.append(_time_page(client, name, url, repeat, *headers))
     return results
 
 
-def _time_page(client, name: str, url: str, repeat: int) -> tuple[str, float, float]:
+def _time_page(client, name: str, url: str, repeat: int, headers=None) -> tuple[str, float, float]:
     for _ in range(2):
-        assert client.get(url).status_code == 200, (name, url)
+        assert client.get(url, headers=headers).status_code == 200, (name, url)
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
-        response = client.get(url)
+        response = client.get(url, headers=headers)
         times.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, (name, url, response.status_code)
     times.sort()

@@ -566,3 +566,23 @@ def specificity_of(rule: PortRule) -> int:
         prefix = network.prefixlen + (96 if network.version == 4 else 0)
     narrowness = PORT_MAX - (rule.port_end - rule.port_start)
     return (SCOPE_RANK[RuleScope(rule.scope)] << 24) | (prefix << 16) | narrowness
+
+
+class InventorySnapshot(models.Model):
+    """The overview's headline counts at one moment: the history behind its
+    chart. Beat takes one every SNAPSHOT_MINUTES (inventory.tasks); the chart
+    adds the live counts as its last point, so it never lags a review."""
+
+    taken_at = models.DateTimeField(default=timezone.now, db_index=True)
+    hosts = models.PositiveIntegerField()
+    unreachable = models.PositiveIntegerField()
+    open_ports = models.PositiveIntegerField()
+    unreviewed = models.PositiveIntegerField()
+    violating = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["taken_at"]
+        get_latest_by = "taken_at"
+
+    def __str__(self):
+        return f"snapshot at {self.taken_at:%Y-%m-%d %H:%M}"

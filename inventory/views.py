@@ -20,7 +20,7 @@ from portwatch.roles import Role, RoleRequiredMixin
 from scans.models import Change, ScanRun
 
 
-class _FilteredListView(RoleRequiredMixin, View):
+class FilteredListView(RoleRequiredMixin, View):
     """A list with django-filter filters, a page without COUNT(*), and CSV/JSON export."""
 
     filterset_class = None
@@ -50,7 +50,7 @@ class _FilteredListView(RoleRequiredMixin, View):
         return context
 
 
-class HostListView(_FilteredListView):
+class HostListView(FilteredListView):
     filterset_class = HostFilter
     template_name = "inventory/host_list.html"
     export_name = "hosts"
@@ -60,7 +60,7 @@ class HostListView(_FilteredListView):
         return Host.objects.select_related("zone").prefetch_related("tags")
 
 
-class ServiceListView(_FilteredListView):
+class ServiceListView(FilteredListView):
     """Ports across all hosts: "every host with 6379 open", "everything unreviewed in dc1"."""
 
     filterset_class = ServiceFilter

@@ -206,6 +206,12 @@ INGEST_PARALLEL_MIN_BYTES = env_int("INGEST_PARALLEL_MIN_BYTES", 16 * 1024 * 102
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 100 * 1024 * 1024, minimum=1024)
 # How often beat asks the scheduler for due scans (seconds).
 SCHEDULER_TICK_SECONDS = env_int("SCHEDULER_TICK_SECONDS", 10, minimum=1)
+# Workers write a row this often; the health check calls one silent for 3 periods dead.
+WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 10, minimum=1)
+# The overview chart keeps a point this often.
+SNAPSHOT_MINUTES = env_int("SNAPSHOT_MINUTES", 15, minimum=1)
+# How often an open overview page refreshes its figures (HTMX polling).
+OVERVIEW_POLL_SECONDS = env_int("OVERVIEW_POLL_SECONDS", 15, minimum=1)
 
 # --- Alerts ---------------------------------------------------------------------
 
@@ -275,6 +281,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(ALERT_DISPATCH_SECONDS),
         "options": {"expires": float(ALERT_DISPATCH_SECONDS)},
     },
+    # The overview chart's history.
+    "inventory-snapshot": {
+        "task": "inventory.tasks.take_snapshot",
+        "schedule": SNAPSHOT_MINUTES * 60.0,
+        "options": {"expires": SNAPSHOT_MINUTES * 60.0},
+    },
     # A tick that waited longer than one period is dropped: the next does its work.
     "scans-tick": {
         "task": "scans.tasks.tick",
@@ -290,4 +302,54 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- REST API (portwatch.api) ---------------------------------------------------
+
+REST_FRAMEWORK = {
+    # Token first: a request without credentials gets 401 and a WWW-Authenticate header.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "portwatch.api.auth.TokenOrBearerAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    # Every endpoint needs a user with a role; views name the role of each action.
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "portwatch.api.auth.RolePermission",
+    ],
+    # JSON only: the browsable API needs inline script, which the CSP forbids (docs: /api/docs/).
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "portwatch.api.base.NoCountPagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "portwatch.api.base.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "PortWatch API",
+    "DESCRIPTION": "The port inventory, its policy, scans and alerts. Every call needs a token "
+    "(`Authorization: Token <key>`, from your account's API token page) and a role.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated", "portwatch.api.auth.RolePermission"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from drf-spectacular-sidecar's static files: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": False, "tryItOutEnabled": False},
+    # Several models have a "kind", a "status" or a "scope": each choice set gets its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "ProtocolEnum": "inventory.choices.Protocol",
+        "RuleProtocolEnum": "inventory.choices.RULE_PROTOCOL_CHOICES",
+        "PolicyStatusEnum": "inventory.choices.PolicyStatus",
+        "HostStatusEnum": "inventory.choices.HostStatus",
+        "ScopeEnum": "inventory.choices.RuleScope",
+        "ChangeKindEnum": "scans.choices.ChangeKind",
+        "RunStatusEnum": "scans.choices.RunStatus",
+        "ChunkStatusEnum": "scans.choices.ChunkStatus",
+        "ChannelKindEnum": "alerts.choices.ChannelKind",
+        "NotificationKindEnum": "alerts.choices.NotificationKind",
+        "NotificationStatusEnum": "alerts.choices.NotificationStatus",
+    },
 }

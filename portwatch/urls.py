@@ -1,18 +1,24 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from portwatch.account import ApiTokenView
+from portwatch.ops import HealthView, MetricsView
 from portwatch.views import OverviewView
 
 urlpatterns = [
     path("", OverviewView.as_view(), name="overview"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("metrics", MetricsView.as_view(), name="metrics"),
+    path("health", HealthView.as_view(), name="health"),
     path("", include("inventory.urls")),
     path("", include("scans.urls")),
     path("", include("alerts.urls")),
+    path("api/", include("portwatch.api.urls", namespace="api")),
 ]
 
 urlpatterns += [
     path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("account/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("account/api-token/", ApiTokenView.as_view(), name="api-token"),
 ]

@@ -1,11 +1,18 @@
-"""The overview page: one look at the inventory, recent changes and runs."""
+"""The overview page: one look at the inventory, its freshness, recent changes and runs.
 
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import Coalesce
+The figures poll (HTMX, every settings.OVERVIEW_POLL_SECONDS) from the same view: an
+HTMX request gets the live panel alone, and the chart on the page redraws
+from the series that panel carries (static/js/overview.js).
+"""
+
+import json
+
+from django.conf import settings
+from django.utils import timezone
 from django.views.generic import TemplateView
 
-from inventory.choices import HostStatus
 from inventory.models import Host
+from portwatch import dashboard
 from portwatch.roles import RoleRequiredMixin
 from scans.models import Change, ScanRun
 
@@ -13,17 +20,30 @@ from scans.models import Change, ScanRun
 class OverviewView(RoleRequiredMixin, TemplateView):
     template_name = "overview.html"
 
+    def get_template_names(self):
+        if self.request.headers.get("HX-Request"):
+            return ["includes/overview_poll.html"]
+        return [self.template_name]
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        # One pass over the hosts: their port summaries are kept by inventory.policy.
-        context["host_counts"] = Host.objects.aggregate(
-            total=Count("id"),
-            unreachable=Count("id", filter=Q(status=HostStatus.UNREACHABLE)),
-            open_ports=Coalesce(Sum("open_count"), 0),
-            unreviewed=Coalesce(Sum("unreviewed_count"), 0),
-            violating=Coalesce(Sum("violating_count"), 0),
+        now = timezone.now()
+        counts = dashboard.inventory_counts()
+        chart_range = self.request.GET.get("range")
+        if chart_range not in dashboard.CHART_RANGES:
+            chart_range = dashboard.CHART_DEFAULT_RANGE
+        context.update(
+            counts=counts,
+            change_counts=dashboard.change_counts(now),
+            backlog=dashboard.review_backlog(now),
+            freshness=dashboard.freshness(now),
+            chart_json=json.dumps(dashboard.chart_series(chart_range, now, counts)),
+            chart_range=chart_range,
+            chart_ranges=dashboard.CHART_RANGES,
+            poll_seconds=settings.OVERVIEW_POLL_SECONDS,
+            snapshot_minutes=settings.SNAPSHOT_MINUTES,
+            changes=Change.objects.select_related("host", "run")[:15],
+            runs=ScanRun.objects.select_related("target")[:8],
+            hosts=Host.objects.select_related("zone").prefetch_related("tags").order_by("-last_change_at")[:10],
         )
-        context["hosts"] = Host.objects.select_related("zone").prefetch_related("tags").order_by("-last_change_at")[:20]
-        context["changes"] = Change.objects.select_related("host", "run")[:20]
-        context["runs"] = ScanRun.objects.select_related("target")[:10]
         return context

@@ -313,3 +313,23 @@ class Change(models.Model):
     def __str__(self):
         where = f" {self.port}/{self.protocol}" if self.port else ""
         return f"{self.get_kind_display()} {self.host_id}{where}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A running Celery worker, as it last reported itself (scans.worker.Heartbeat).
+
+    Celery's own ping is a broadcast, which the embedded filesystem broker
+    cannot carry; a row every few seconds works on every broker, and the
+    health check reads it."""
+
+    name = models.CharField(max_length=255, unique=True)
+    queues = models.JSONField(default=list)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name

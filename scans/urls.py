@@ -8,6 +8,7 @@ urlpatterns = [
     path("targets/<uuid:public_id>/", views.TargetDetailView.as_view(), name="target-detail"),
     path("targets/<uuid:public_id>/edit/", views.TargetUpdateView.as_view(), name="target-edit"),
     path("targets/<uuid:public_id>/scan/", views.TargetScanView.as_view(), name="target-scan"),
+    path("changes/", views.ChangeListView.as_view(), name="change-list"),
     path("runs/", views.RunListView.as_view(), name="run-list"),
     path("runs/<uuid:public_id>/", views.RunDetailView.as_view(), name="run-detail"),
     path("runs/<uuid:public_id>/cancel/", views.RunCancelView.as_view(), name="run-cancel"),

@@ -11,11 +11,13 @@ from django.views.generic import CreateView, DetailView, ListView, UpdateView
 
 from inventory import audit
 from inventory.audit import AuditedFormMixin
+from inventory.views import FilteredListView
 from portwatch.roles import Role, RoleRequiredMixin, has_role
 from scans import services
+from scans.filters import ChangeFilter
 from scans.forms import ImportForm, ScanProfileForm, ScanTargetForm, ScopeRuleForm
 from scans.imports import import_nmap_xml
-from scans.models import ScanProfile, ScanRun, ScanTarget, ScopeRule
+from scans.models import Change, ScanProfile, ScanRun, ScanTarget, ScopeRule
 from scans.nmap_xml import NmapXmlError
 from scans.scope import ScopeError
 from scans.targets import TargetSpecError
@@ -98,6 +100,38 @@ class RunListView(RoleRequiredMixin, ListView):
 
     def get_queryset(self):
         return ScanRun.objects.select_related("target", "zone", "profile", "requested_by")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["any_active"] = any(not run.is_terminal for run in context["object_list"])
+        return context
+
+
+def change_row(change) -> dict:
+    return {
+        "at": change.created_at,
+        "kind": change.kind,
+        "address": change.host.address,
+        "zone": change.host.zone.name,
+        "protocol": change.protocol,
+        "port": change.port,
+        "before": change.before,
+        "after": change.after,
+        "flapping": change.flapping,
+        "run": str(change.run.public_id),
+    }
+
+
+class ChangeListView(FilteredListView):
+    """Every change, newest first: what opened, closed or went quiet, and when."""
+
+    filterset_class = ChangeFilter
+    template_name = "scans/change_list.html"
+    export_name = "changes"
+    export_row = staticmethod(change_row)
+
+    def base_queryset(self):
+        return Change.objects.select_related("host__zone", "run__target")
 
 
 class RunDetailView(RoleRequiredMixin, DetailView):

@@ -73,3 +73,49 @@ class WorkerProcess:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self._log.close()
+
+
+class WebProcess:
+    """The real web server (gunicorn, as the Procfile runs it) on a free loopback port."""
+
+    def __init__(self, log_path: Path, **env):
+        from tests.stack import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "portwatch.wsgi",
+                f"--bind=127.0.0.1:{self.port}",
+                "--workers=2",
+                "--threads=4",
+                "--no-control-socket",
+            ],
+            cwd=ROOT,
+            env=process_env(**env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        booted = lambda: b"Booting worker" in log_path.read_bytes() or self.process.poll() is not None  # noqa: E731
+        wait_for(booted, 60, message="gunicorn")
+        if self.process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()

@@ -1,0 +1,242 @@
+"""What every API endpoint shares: the token scheme, roles, pagination, errors, form-backed serializers.
+
+Every endpoint needs a logged-in user (a token or a session) with a role, the
+same roles as the pages: each viewset names the least role of its reads, of
+its writes and of any extra action (``RolePermission``). Input is validated by
+the same Django forms and services as the pages (``FormSerializer``), so the
+API and the UI cannot disagree about what is valid.
+"""
+
+from django.core.exceptions import BadRequest
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.db.models import ProtectedError
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import BasePagination
+from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+from inventory import audit, paging
+from portwatch.roles import Role
+
+# --- schema: the token scheme ---------------------------------------------------------
+
+
+class TokenOrBearerScheme(OpenApiAuthenticationExtension):
+    target_class = "portwatch.api.auth.TokenOrBearerAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <key>` or `Bearer <key>`; get a key on the API token page of your account.",
+        }
+
+
+# --- roles ------------------------------------------------------------------------
+
+
+class RoleMixin:
+    """The least role of a viewset's reads, writes and named actions (see ``auth.RolePermission``)."""
+
+    read_role = Role.VIEWER
+    write_role = Role.ADMIN
+    action_roles: dict = {}
+
+
+# --- pagination -------------------------------------------------------------------
+
+
+class NoCountPagination(BasePagination):
+    """Page numbers without ``COUNT(*)`` (see ``inventory.paging``): a page
+    fetches one row more than it returns to know whether there is a next one."""
+
+    page_size = 100
+    max_page_size = 500
+    page_query_param = "page"
+    page_size_query_param = "page_size"
+
+    def paginate_queryset(self, queryset, request, view=None):
+        size = self._page_size(request)
+        try:
+            page = paging.page_of(queryset, request.query_params.get(self.page_query_param), per_page=size)
+        except BadRequest as error:
+            raise exceptions.ValidationError({self.page_query_param: [str(error)]}) from None
+        self.request, self.page = request, page
+        return page.object_list
+
+    def _page_size(self, request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw in (None, ""):
+            return self.page_size
+        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise exceptions.ValidationError(
+                {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}
+            )
+        return int(raw)
+
+    def get_paginated_response(self, data):
+        url = self.request.build_absolute_uri()
+        following = (
+            replace_query_param(url, self.page_query_param, self.page.number + 1) if self.page.has_next else None
+        )
+        previous = None
+        if self.page.has_previous:
+            previous = (
+                remove_query_param(url, self.page_query_param)
+                if self.page.number == 2
+                else replace_query_param(url, self.page_query_param, self.page.number - 1)
+            )
+        return Response({"page": self.page.number, "next": following, "previous": previous, "results": data})
+
+    def get_paginated_response_schema(self, schema):
+        return {
+            "type": "object",
+            "required": ["page", "next", "previous", "results"],
+            "properties": {
+                "page": {"type": "integer", "example": 1},
+                "next": {"type": "string", "nullable": True, "format": "uri"},
+                "previous": {"type": "string", "nullable": True, "format": "uri"},
+                "results": schema,
+            },
+        }
+
+    def get_schema_operation_parameters(self, view):
+        return [
+            {
+                "name": self.page_query_param,
+                "in": "query",
+                "required": False,
+                "description": f"Page number, 1 to {paging.MAX_PAGE}.",
+                "schema": {"type": "integer", "minimum": 1, "maximum": paging.MAX_PAGE},
+            },
+            {
+                "name": self.page_size_query_param,
+                "in": "query",
+                "required": False,
+                "description": f"Rows per page (default {self.page_size}).",
+                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size},
+            },
+        ]
+
+
+# --- errors -----------------------------------------------------------------------
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
+
+
+def exception_handler(error, context):
+    """Django's own errors from forms and services read like DRF's."""
+    if isinstance(error, DjangoValidationError):
+        error = exceptions.ValidationError({"detail": error.messages})
+    elif isinstance(error, ProtectedError):
+        names = sorted({str(obj) for obj in error.protected_objects})[:5]
+        return Response(
+            {"detail": f"In use by {', '.join(names)}; remove or change those first."}, status=status.HTTP_409_CONFLICT
+        )
+    elif isinstance(error, BadRequest):
+        error = exceptions.ValidationError({"detail": [str(error)]})
+    from rest_framework.views import exception_handler as drf_exception_handler  # noqa: PLC0415 - import cycle
+
+    return drf_exception_handler(error, context)
+
+
+# --- serializers backed by the pages' forms --------------------------------------
+
+
+class FormSerializer(serializers.Serializer):
+    """Declares the fields (for the schema and the output); the page's form validates.
+
+    ``form_class`` is the ModelForm the page uses. DRF parses the JSON types
+    first, then the form gets the values (on a partial update, the object's
+    current values under the ones sent) and says what is wrong, in its own
+    words. ``name_fields`` makes form fields that take a primary key take a
+    name instead (``{"zone": "name"}``), the way the API shows them.
+    """
+
+    form_class = None
+    name_fields: dict = {}
+
+    def form_kwargs(self) -> dict:
+        return {}
+
+    def base_form_data(self) -> dict:
+        """Values the form needs that this serializer does not show (see ScheduleSerializer)."""
+        return {}
+
+    def build_form(self, data):
+        form = self.form_class(data=data, instance=self.instance, **self.form_kwargs())
+        for field, key in self.name_fields.items():
+            form.fields[field].to_field_name = key
+        return form
+
+    def to_internal_value(self, data):
+        typed = super().to_internal_value(data)
+        names = set(self.build_form({}).fields)
+        merged = {name: value for name, value in self.base_form_data().items() if name in names}
+        if self.instance is not None and self.partial:
+            current = self.to_representation(self.instance)
+            merged.update({name: value for name, value in current.items() if name in names})
+        merged.update({name: value for name, value in typed.items() if name in names})
+        form = self.build_form({name: _form_value(value) for name, value in merged.items()})
+        if not form.is_valid():
+            raise serializers.ValidationError(
+                {
+                    (field if field != "__all__" else "non_field_errors"): [error["message"] for error in errors]
+                    for field, errors in form.errors.get_json_data().items()
+                }
+            )
+        self.form = form
+        return typed
+
+    def create(self, validated_data):
+        return self.save_form()
+
+    def update(self, instance, validated_data):
+        return self.save_form()
+
+    def save_form(self):
+        return self.form.save()
+
+
+class RelatedIdsField(serializers.ListField):
+    """Ids of related objects (a many-to-many): read from the manager, written as a list."""
+
+    def __init__(self, *, key: str = "pk", **kwargs):
+        self.key = key
+        super().__init__(**kwargs)
+
+    def to_representation(self, data):
+        values = [getattr(item, self.key) for item in data.all()]
+        return sorted(str(value) if not isinstance(value, int) else value for value in values)
+
+
+def _form_value(value):
+    """A JSON value as a form field reads it (forms take text, lists and booleans)."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return [str(item) for item in value]
+    if isinstance(value, bool):
+        return value
+    return str(value)
+
+
+def save_audited(user, form, audit_name: str, snapshot=audit.snapshot):
+    """What ``AuditedFormMixin`` does for a page: save, and log the change if there was one."""
+    creating = form.instance._state.adding
+    model = type(form.instance)
+    before = None if creating else snapshot(model._default_manager.get(pk=form.instance.pk))
+    with transaction.atomic():
+        obj = form.save()
+        after = snapshot(obj)
+        if before != after:
+            audit.record(user, f"{audit_name}.{'create' if creating else 'update'}", obj, before=before, after=after)
+    return obj

@@ -1,0 +1,77 @@
+"""The changes feed's filters (django-filter), shared by the page and the API."""
+
+from datetime import timedelta
+
+import django_filters
+from django import forms
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from inventory.choices import PolicyStatus
+from inventory.filters import RISK_CHOICES
+from inventory.models import HostTag, Service, Tag, Zone
+from scans.choices import ChangeKind
+from scans.models import Change
+
+CHANGE_WINDOWS = [("1", "last 24 hours"), ("7", "last 7 days"), ("30", "last 30 days")]
+
+
+def _port_service():
+    """The inventory row of a change's port: risk and policy live there."""
+    return Service.objects.filter(host_id=OuterRef("host_id"), protocol=OuterRef("protocol"), port=OuterRef("port"))
+
+
+class ChangeFilter(django_filters.FilterSet):
+    kind = django_filters.MultipleChoiceFilter(
+        choices=ChangeKind.choices, label="Kind", widget=forms.SelectMultiple(attrs={"size": 3})
+    )
+    zone = django_filters.ModelChoiceFilter(
+        queryset=Zone.objects.all(),
+        to_field_name="name",
+        field_name="host__zone",
+        empty_label="all zones",
+        label="Zone",
+    )
+    tag = django_filters.ModelChoiceFilter(
+        queryset=Tag.objects.all(), to_field_name="name", method="filter_tag", empty_label="all tags", label="Tag"
+    )
+    risk = django_filters.ChoiceFilter(choices=RISK_CHOICES, method="filter_risk", label="Risk", empty_label="any")
+    policy = django_filters.ChoiceFilter(
+        choices=PolicyStatus.choices, method="filter_policy", label="Port policy", empty_label="any"
+    )
+    within = django_filters.ChoiceFilter(
+        choices=CHANGE_WINDOWS, method="filter_within", label="When", empty_label="any time"
+    )
+    since = django_filters.IsoDateTimeFilter(
+        field_name="created_at",
+        lookup_expr="gte",
+        label="From",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    until = django_filters.IsoDateTimeFilter(
+        field_name="created_at",
+        lookup_expr="lt",
+        label="Until",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    flapping = django_filters.BooleanFilter(
+        label="Flapping",
+        widget=forms.Select(choices=[("", "either"), ("true", "flapping only"), ("false", "not flapping")]),
+    )
+
+    class Meta:
+        model = Change
+        fields = ["kind", "zone", "tag", "risk", "policy", "within", "since", "until", "flapping"]
+
+    def filter_tag(self, queryset, name, value):
+        return queryset.filter(Exists(HostTag.objects.filter(host_id=OuterRef("host_id"), tag=value)))
+
+    def filter_risk(self, queryset, name, value):
+        # Host-level changes have no port and so no risk: a risk filter asks about ports.
+        return queryset.filter(port__isnull=False).filter(Exists(_port_service().filter(risk__gte=int(value))))
+
+    def filter_policy(self, queryset, name, value):
+        return queryset.filter(port__isnull=False).filter(Exists(_port_service().filter(policy_status=value)))
+
+    def filter_within(self, queryset, name, value):
+        return queryset.filter(created_at__gte=timezone.now() - timedelta(days=int(value)))

@@ -1,0 +1,148 @@
+"""The OpenAPI schema is valid and complete, and a schema-based fuzz run finds no server error.
+
+The fuzz run is schemathesis's own command line against a live PortWatch
+(pytest-django's ``live_server``, on loopback) with an admin's token: every
+operation, positive and negative inputs, a bounded number of examples and a
+fixed seed (``PORTWATCH_FUZZ_SEED`` picks another, ``PORTWATCH_FUZZ_EXAMPLES``
+more examples). Only ``not_a_server_error`` is checked: a 5xx is a bug
+whatever the input.
+"""
+
+import io
+import ipaddress
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from django.core.management import call_command
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from alerts.choices import ChannelKind, NotificationStatus
+from alerts.models import Channel, Mute, Notification
+from inventory.models import PortRule, Zone
+from portwatch.roles import Role
+from scans.models import ScanProfile, ScanRun, ScanTarget, ScopeRule
+from tests.conftest import make_user
+from tests.factories import observe
+from tests.test_api_access import MATRIX
+
+FUZZ_SEED = int(os.environ.get("PORTWATCH_FUZZ_SEED", "7"))
+FUZZ_EXAMPLES = int(os.environ.get("PORTWATCH_FUZZ_EXAMPLES", "10"))
+FUZZ_PHASES = os.environ.get("PORTWATCH_FUZZ_PHASES", "examples,coverage,fuzzing")
+# Fuzzing sends valid and invalid input alike. The coverage phase sends each
+# operation the boundary values of its parameters (valid ones only: its
+# invalid-input sweep takes minutes on two cores and fuzzing sends invalid
+# input anyway), without probing every path with every other HTTP method
+# (DRF answers those with 405 before any of our code runs).
+FUZZ_CONFIG = """
+generation.mode = "all"
+
+[phases.coverage]
+unexpected-methods = []
+generate-duplicate-query-parameters = false
+generation.mode = "positive"
+"""
+
+
+def generate_schema() -> tuple[dict, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("spectacular", "--validate", "--fail-on-warn", stdout=out, stderr=err)
+    return yaml.safe_load(out.getvalue()), err.getvalue()
+
+
+@pytest.mark.django_db
+def test_the_schema_is_valid_openapi_3_without_warnings():
+    schema, messages = generate_schema()  # --fail-on-warn raises on any warning or error
+    assert schema["openapi"].startswith("3.")
+    assert "Warning" not in messages and "Error" not in messages
+    # Token authentication is declared for every operation.
+    assert schema["components"]["securitySchemes"]["tokenAuth"]["type"] == "apiKey"
+    operations = [op for path in schema["paths"].values() for op in path.values()]
+    assert operations and all({"tokenAuth": []} in op["security"] for op in operations)
+
+
+@pytest.mark.django_db
+def test_the_schema_documents_every_endpoint_of_the_matrix():
+    schema, _ = generate_schema()
+    documented = sum(len(path) for path in schema["paths"].values())
+    # The API root, the schema and the docs page are not operations of the API itself.
+    assert documented == len(MATRIX) - 3
+
+
+def _names_only_resolve_to_loopback(real):
+    """Channel forms resolve webhook host names: a fuzzed name must not reach a DNS server."""
+
+    def getaddrinfo(host, *args, **kwargs):
+        text = host.decode() if isinstance(host, bytes) else str(host or "")
+        try:
+            ipaddress.ip_address(text.split("%")[0])
+        except ValueError:
+            if text != "localhost":
+                raise socket.gaierror(socket.EAI_NONAME, "name resolution is off in this test") from None
+        return real(host, *args, **kwargs)
+
+    return getaddrinfo
+
+
+@pytest.fixture
+def fuzz_world(transactional_db, monkeypatch):
+    """Some of everything, only loopback in the scan scope, and no name resolution."""
+    ScopeRule.objects.filter(action="allow").exclude(network="127.0.0.0/8").delete()
+    observe({"127.66.0.1": [22, 80], "127.66.0.2": [6379]})
+    zone = Zone.default()
+    target = ScanTarget.objects.create(
+        name="lab", zone=zone, targets="127.66.0.0/30", profile=ScanProfile.objects.get(slug="quick")
+    )
+    ScanRun.objects.create(target=target, zone=zone, trigger="manual", targets="127.66.0.0/30")
+    ScanProfile.objects.create(slug="custom", name="Custom")
+    PortRule.objects.create(scope="global", port_start=22, port_end=22, decision="approved", justification="ssh")
+    channel = Channel.objects.create(name="log", kind=ChannelKind.LOG)
+    Notification.objects.create(channel=channel, dedupe_key="n", status=NotificationStatus.FAILED)
+    Mute.objects.create(ends_at=timezone.now() + timezone.timedelta(hours=1), reason="window")
+    # Runs and notifications are queued on the test's Redis for real; no worker runs here,
+    # so nothing is scanned or sent. Names must not reach a DNS server:
+    monkeypatch.setattr(socket, "getaddrinfo", _names_only_resolve_to_loopback(socket.getaddrinfo))
+    admin = make_user("fuzz-admin-7c1d", Role.ADMIN)
+    return Token.objects.create(user=admin).key
+
+
+@pytest.mark.timeout(600)
+def test_a_schema_based_fuzz_run_finds_no_server_error(live_server, fuzz_world, tmp_path):
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(FUZZ_CONFIG)
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")),
+        "--config-file",
+        str(config),
+        "run",
+        f"{live_server.url}/api/schema/?format=json",
+        "--header",
+        f"Authorization: Token {fuzz_world}",
+        "--checks",
+        "not_a_server_error",
+        "--phases",
+        FUZZ_PHASES,
+        "--max-examples",
+        str(FUZZ_EXAMPLES),
+        "--seed",
+        str(FUZZ_SEED),
+        "--workers",
+        "2",
+        "--request-timeout",
+        "30",
+        "--suppress-health-check",
+        "all",
+        "--continue-on-failure",
+    ]
+    # The run's files (.hypothesis, reports) go to the test's directory, not the checkout.
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=540)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-20000:]
+    tested = re.search(r"(\d+) generated, (\d+) passed", output)
+    assert tested and tested.group(1) == tested.group(2) and int(tested.group(1)) > 0, output[-20000:]
