@@ -10,16 +10,22 @@ from inventory.choices import HostStatus
 from inventory.models import Host, InventorySnapshot
 
 
+def count_expressions() -> dict:
+    """The aggregates behind the counts, named as InventorySnapshot's fields; callers
+    may add their own to the same pass over the hosts."""
+    return {
+        "hosts": Count("id"),
+        "unreachable": Count("id", filter=Q(status=HostStatus.UNREACHABLE)),
+        "open_ports": Coalesce(Sum("open_count"), 0),
+        "unreviewed": Coalesce(Sum("unreviewed_count"), 0),
+        "violating": Coalesce(Sum("violating_count"), 0),
+    }
+
+
 def inventory_counts() -> dict:
     """Hosts and port counts in one pass over the hosts (their per-host
-    summaries are kept by inventory.policy), named as InventorySnapshot's fields."""
-    return Host.objects.aggregate(
-        hosts=Count("id"),
-        unreachable=Count("id", filter=Q(status=HostStatus.UNREACHABLE)),
-        open_ports=Coalesce(Sum("open_count"), 0),
-        unreviewed=Coalesce(Sum("unreviewed_count"), 0),
-        violating=Coalesce(Sum("violating_count"), 0),
-    )
+    summaries are kept by inventory.policy)."""
+    return Host.objects.aggregate(**count_expressions())
 
 
 def take_snapshot(now: datetime | None = None) -> InventorySnapshot:

@@ -7,11 +7,12 @@ table, so the overview can poll them every few seconds on a large inventory.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Max, Min, Q
+from django.db.models.functions import TruncHour
 
 from inventory.choices import PolicyStatus, PortState
 from inventory.models import Host, InventorySnapshot, Service
-from inventory.snapshots import inventory_counts  # noqa: F401  (the overview's headline figures)
+from inventory.snapshots import count_expressions
 from scans.choices import ScheduleKind
 from scans.models import Change, ScanTarget
 
@@ -28,6 +29,8 @@ BACKLOG_AGES = [
     ("over 30 days", timedelta(days=30), None),
 ]
 CHART_RANGES = {"1": timedelta(days=1), "7": timedelta(days=7), "30": timedelta(days=30)}
+# Ranges drawn from hourly highs rather than every snapshot (720 points, not 2,880).
+CHART_HOURLY = {"30"}
 CHART_DEFAULT_RANGE = "7"
 
 
@@ -80,13 +83,13 @@ class Freshness:
         return round(100 * (self.hosts_scheduled - self.hosts_overdue) / self.hosts_scheduled, 1)
 
 
-def freshness(now: datetime) -> Freshness:
-    """Scan coverage: hosts not scanned within their schedule, and scheduled
-    targets the scheduler did not pick up.
+def host_figures(now: datetime) -> tuple[dict, Freshness]:
+    """The inventory's counts and its scan coverage, in one pass over the hosts.
 
-    A host's schedule is the most frequent enabled schedule of its zone's
-    targets (targets name addresses, CIDRs and hostnames, so the zone is the
-    link a host reliably has).
+    Coverage: hosts not scanned within their schedule, and scheduled targets
+    the scheduler did not pick up. A host's schedule is the most frequent
+    enabled schedule of its zone's targets (targets name addresses, CIDRs and
+    hostnames, so the zone is the link a host reliably has).
     """
     targets = list(
         ScanTarget.objects.filter(enabled=True).exclude(schedule_kind=ScheduleKind.MANUAL).select_related("zone")
@@ -95,36 +98,44 @@ def freshness(now: datetime) -> Freshness:
     for target in targets:
         period = _period(target, now)
         periods[target.zone_id] = min(period, periods.get(target.zone_id, period))
+    expressions = count_expressions()
     if periods:
         overdue = Q()
         for zone_id, period in periods.items():
             overdue |= Q(zone_id=zone_id, last_scanned__lt=now - period * OVERDUE_PERIODS)
-        counts = Host.objects.aggregate(
+        expressions.update(
             scheduled=Count("id", filter=Q(zone_id__in=periods)),
             overdue=Count("id", filter=overdue),
-            unscheduled=Count("id", filter=~Q(zone_id__in=periods)),
         )
-    else:
-        counts = {"scheduled": 0, "overdue": 0, "unscheduled": Host.objects.count()}
+    counts = Host.objects.aggregate(**expressions)
+    scheduled, overdue = counts.pop("scheduled", 0), counts.pop("overdue", 0)
     late = [t for t in targets if t.next_run_at is not None and t.next_run_at < now - SCHEDULER_LATE]
-    return Freshness(
+    return counts, Freshness(
         scheduled_targets=len(targets),
         late_targets=late,
-        hosts_scheduled=counts["scheduled"],
-        hosts_overdue=counts["overdue"],
-        hosts_unscheduled=counts["unscheduled"],
+        hosts_scheduled=scheduled,
+        hosts_overdue=overdue,
+        hosts_unscheduled=counts["hosts"] - scheduled,
     )
 
 
 def chart_series(range_key: str, now: datetime, live: dict) -> dict:
     """Open, unreviewed and violating ports over time: the snapshots beat took
     in the range, then the live counts as the last point."""
-    since = now - CHART_RANGES.get(range_key, CHART_RANGES[CHART_DEFAULT_RANGE])
-    rows = list(
-        InventorySnapshot.objects.filter(taken_at__gte=since).values_list(
-            "taken_at", "open_ports", "unreviewed", "violating"
+    range_key = range_key if range_key in CHART_RANGES else CHART_DEFAULT_RANGE
+    since = now - CHART_RANGES[range_key]
+    snapshots = InventorySnapshot.objects.filter(taken_at__gte=since)
+    if range_key in CHART_HOURLY:
+        snapshots = (
+            snapshots.annotate(hour=TruncHour("taken_at"))
+            .values("hour")
+            .annotate(open=Max("open_ports"), unreviewed=Max("unreviewed"), violating=Max("violating"))
+            .order_by("hour")
+            .values_list("hour", "open", "unreviewed", "violating")
         )
-    )
+    else:
+        snapshots = snapshots.values_list("taken_at", "open_ports", "unreviewed", "violating")
+    rows = list(snapshots)
     rows.append((now, live["open_ports"], live["unreviewed"], live["violating"]))
     return {
         # The axis spans the whole range, so a young install shows its few points where they belong.

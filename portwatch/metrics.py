@@ -17,7 +17,6 @@ from prometheus_client.core import GaugeMetricFamily
 from alerts.choices import NotificationStatus
 from alerts.models import Channel, Notification
 from inventory.choices import HostStatus
-from inventory.snapshots import inventory_counts
 from portwatch import dashboard, health
 from portwatch.celery import app
 from scans.choices import TERMINAL_RUN_STATUSES, ChangeKind, ChunkStatus, RunStatus
@@ -65,7 +64,7 @@ class PortWatchCollector:
         yield from self.alerts()
 
     def inventory(self, now):
-        counts = inventory_counts()
+        counts, freshness = dashboard.host_figures(now)
         yield _gauge(
             "portwatch_hosts",
             "Hosts in the inventory by status.",
@@ -80,7 +79,6 @@ class PortWatchCollector:
             "portwatch_ports_unreviewed", "Open ports no rule or review has decided on.", counts["unreviewed"]
         )
         yield _single("portwatch_ports_violating", "Open ports a rule or review rejected.", counts["violating"])
-        freshness = dashboard.freshness(now)
         yield _single(
             "portwatch_hosts_overdue", "Hosts not scanned within twice their zone's schedule.", freshness.hosts_overdue
         )

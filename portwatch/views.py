@@ -28,7 +28,7 @@ class OverviewView(RoleRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         now = timezone.now()
-        counts = dashboard.inventory_counts()
+        counts, freshness = dashboard.host_figures(now)
         chart_range = self.request.GET.get("range")
         if chart_range not in dashboard.CHART_RANGES:
             chart_range = dashboard.CHART_DEFAULT_RANGE
@@ -36,7 +36,7 @@ class OverviewView(RoleRequiredMixin, TemplateView):
             counts=counts,
             change_counts=dashboard.change_counts(now),
             backlog=dashboard.review_backlog(now),
-            freshness=dashboard.freshness(now),
+            freshness=freshness,
             chart_json=json.dumps(dashboard.chart_series(chart_range, now, counts)),
             chart_range=chart_range,
             chart_ranges=dashboard.CHART_RANGES,

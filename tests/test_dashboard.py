@@ -132,7 +132,7 @@ def test_freshness_counts_hosts_not_scanned_within_their_schedule(as_viewer, fle
         next_run_at=now + timedelta(minutes=30),
     )
     Host.objects.filter(address="127.70.0.2").update(last_scanned=now - timedelta(hours=3))
-    fresh = dashboard.freshness(now)
+    _, fresh = dashboard.host_figures(now)
     assert (fresh.hosts_scheduled, fresh.hosts_overdue, fresh.hosts_unscheduled) == (2, 1, 1)
     assert fresh.coverage_percent == 50.0
     assert fresh.late_targets == []
@@ -147,7 +147,7 @@ def test_freshness_counts_hosts_not_scanned_within_their_schedule(as_viewer, fle
         schedule_cron="0 2 * * *",
         next_run_at=now - timedelta(hours=1),
     )
-    fresh = dashboard.freshness(now)
+    _, fresh = dashboard.host_figures(now)
     assert (fresh.hosts_scheduled, fresh.hosts_overdue, fresh.hosts_unscheduled) == (3, 1, 0)
     assert fresh.late_targets == [late]
     page = live_panel(as_viewer).content.decode()
