@@ -15,7 +15,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from alerts import delivery, outbox
+from alerts import delivery
 from alerts.choices import ChannelKind, DeliveryMode, MuteScope, NotificationKind, NotificationStatus
 from alerts.forms import RISK_CHOICES, AlertRuleForm, ChannelForm, MuteForm
 from alerts.models import AlertRule, Channel, Mute, Notification
@@ -217,21 +217,7 @@ class NotificationViewSet(RoleMixin, viewsets.ReadOnlyModelViewSet):
 
     def _act(self, request, name: str):
         notification = self.get_object()
-        with transaction.atomic():
-            if name == "retry":
-                done = delivery.retry(notification)
-                if done:
-                    outbox.deliver_on_commit([notification.pk])
-            else:
-                done = delivery.dismiss(notification)
-            if done:
-                audit.record(
-                    request.user,
-                    f"notification.{name}",
-                    notification,
-                    summary=f"{name} of a failed notification to {notification.channel.name}",
-                )
-        if not done:
+        if not delivery.handle_failed(notification, name, request.user):
             return Response(
                 {"detail": "Only a failed notification can be retried or dismissed; this one is not failed."},
                 status=status.HTTP_409_CONFLICT,

@@ -135,6 +135,26 @@ def dismiss(notification: Notification) -> bool:
     )
 
 
+def handle_failed(notification: Notification, action: str, actor) -> bool:
+    """An admin's "retry" or "dismiss" of a failed notification, audited; False
+    if it was not failed (any more). The page and the API both call this."""
+    from alerts.outbox import deliver_on_commit  # noqa: PLC0415
+    from inventory import audit  # noqa: PLC0415
+
+    with transaction.atomic():
+        done = retry(notification) if action == "retry" else dismiss(notification)
+        if done:
+            if action == "retry":
+                deliver_on_commit([notification.pk])
+            audit.record(
+                actor,
+                f"notification.{action}",
+                notification,
+                summary=f"{action} of a failed notification to {notification.channel.name}",
+            )
+    return done
+
+
 def send_test(channel: Channel) -> Notification:
     """Queue a test message to ``channel`` (delivered like any other, its outcome shown on the channel)."""
     from alerts.outbox import deliver_on_commit  # noqa: PLC0415

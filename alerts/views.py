@@ -21,7 +21,6 @@ from alerts import delivery
 from alerts.choices import NotificationStatus
 from alerts.forms import AlertRuleForm, ChannelForm, MuteForm
 from alerts.models import AlertRule, Channel, Mute, Notification, NotificationItem
-from alerts.outbox import deliver_on_commit
 from inventory import audit
 from portwatch.roles import Role, RoleRequiredMixin
 
@@ -100,20 +99,7 @@ class NotificationActionView(RoleRequiredMixin, View):
 
     def post(self, request, public_id):
         notification = get_object_or_404(Notification.objects.select_related("channel"), public_id=public_id)
-        with transaction.atomic():
-            if self.action == "retry":
-                done = delivery.retry(notification)
-                if done:
-                    deliver_on_commit([notification.pk])
-            else:
-                done = delivery.dismiss(notification)
-            if done:
-                audit.record(
-                    request.user,
-                    f"notification.{self.action}",
-                    notification,
-                    summary=f"{self.action} of a failed notification to {notification.channel.name}",
-                )
+        done = delivery.handle_failed(notification, self.action, request.user)
         if done:
             text = "Sending again." if self.action == "retry" else "Dismissed; it stays listed."
             messages.success(request, text)

@@ -33,6 +33,11 @@ def _gauge(name, documentation, labels=(), samples=()):
     return family
 
 
+def _count_by(queryset, field: str) -> dict:
+    """{value of field: rows} in one GROUP BY."""
+    return dict(queryset.values_list(field).annotate(n=Count("id")).values_list(field, "n"))
+
+
 def _single(name, documentation, value):
     return GaugeMetricFamily(name, documentation, value=value)
 
@@ -87,12 +92,7 @@ class PortWatchCollector:
             "Scheduled targets whose next run is overdue (is beat running?).",
             len(freshness.late_targets),
         )
-        by_kind = dict(
-            Change.objects.filter(created_at__gte=now - timedelta(days=1))
-            .values_list("kind")
-            .annotate(n=Count("id"))
-            .values_list("kind", "n")
-        )
+        by_kind = _count_by(Change.objects.filter(created_at__gte=now - timedelta(days=1)), "kind")
         yield _gauge(
             "portwatch_changes_last_24h",
             "Changes recorded in the last 24 hours, by kind.",
@@ -101,36 +101,21 @@ class PortWatchCollector:
         )
 
     def scans(self, now):
-        active = dict(
-            ScanRun.objects.exclude(status__in=TERMINAL_RUN_STATUSES)
-            .values_list("status")
-            .annotate(n=Count("id"))
-            .values_list("status", "n")
-        )
+        active = _count_by(ScanRun.objects.exclude(status__in=TERMINAL_RUN_STATUSES), "status")
         yield _gauge(
             "portwatch_scan_runs_active",
             "Scan runs queued or running.",
             ["status"],
             [((status,), active.get(status, 0)) for status in (RunStatus.QUEUED, RunStatus.RUNNING)],
         )
-        recent = dict(
-            ScanRun.objects.filter(finished_at__gte=now - timedelta(days=1))
-            .values_list("status")
-            .annotate(n=Count("id"))
-            .values_list("status", "n")
-        )
+        recent = _count_by(ScanRun.objects.filter(finished_at__gte=now - timedelta(days=1)), "status")
         yield _gauge(
             "portwatch_scan_runs_finished_last_24h",
             "Scan runs that finished in the last 24 hours, by outcome.",
             ["status"],
             [((status,), recent.get(status, 0)) for status in sorted(TERMINAL_RUN_STATUSES)],
         )
-        chunks = dict(
-            ScanChunk.objects.filter(status__in=[ChunkStatus.QUEUED, ChunkStatus.RUNNING])
-            .values_list("status")
-            .annotate(n=Count("id"))
-            .values_list("status", "n")
-        )
+        chunks = _count_by(ScanChunk.objects.filter(status__in=[ChunkStatus.QUEUED, ChunkStatus.RUNNING]), "status")
         yield _gauge(
             "portwatch_scan_chunks_active",
             "Scan chunks queued or running.",
@@ -183,12 +168,7 @@ class PortWatchCollector:
         )
 
     def alerts(self):
-        by_status = dict(
-            Notification.objects.filter(status__in=OPEN_NOTIFICATION_STATUSES)
-            .values_list("status")
-            .annotate(n=Count("id"))
-            .values_list("status", "n")
-        )
+        by_status = _count_by(Notification.objects.filter(status__in=OPEN_NOTIFICATION_STATUSES), "status")
         yield _gauge(
             "portwatch_notifications",
             "Notifications waiting, being sent, or failed (failed ones wait for an admin).",

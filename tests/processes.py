@@ -38,7 +38,27 @@ def process_env(**extra) -> dict[str, str]:
     return env
 
 
-class WorkerProcess:
+class _Process:
+    """A PortWatch process in its own process group, with its output in a log file."""
+
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+
+class WorkerProcess(_Process):
     """A real Celery worker (``manage.py run_worker``) in its own process group."""
 
     def __init__(self, log_path: Path, *args: str, **env):
@@ -56,26 +76,13 @@ class WorkerProcess:
         if self.process.poll() is not None:
             raise RuntimeError(f"worker exited:\n{self.log()}")
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
     def children(self) -> list[int]:
         """PIDs of the pool processes (children of the main worker process)."""
         out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
         return [int(pid) for pid in out.stdout.split()]
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self._log.close()
 
-
-class WebProcess:
+class WebProcess(_Process):
     """The real web server (gunicorn, as the Procfile runs it) on a free loopback port."""
 
     def __init__(self, log_path: Path, **env):
@@ -106,16 +113,3 @@ class WebProcess:
         wait_for(booted, 60, message="gunicorn")
         if self.process.poll() is not None:
             raise RuntimeError(f"gunicorn exited:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self._log.close()
