@@ -35,3 +35,15 @@ def take_snapshot(now: datetime | None = None) -> InventorySnapshot:
 def prune_snapshots(keep: timedelta, now: datetime | None = None) -> int:
     deleted, _ = InventorySnapshot.objects.filter(taken_at__lt=(now or timezone.now()) - keep).delete()
     return deleted
+
+
+# A run that ends adds a point too, at most one this often: a young install's
+# chart fills in as it scans, not only every SNAPSHOT_MINUTES.
+RUN_SNAPSHOT_GAP = timedelta(minutes=1)
+
+
+def snapshot_after_run(now: datetime | None = None) -> InventorySnapshot | None:
+    now = now or timezone.now()
+    if InventorySnapshot.objects.filter(taken_at__gt=now - RUN_SNAPSHOT_GAP).exists():
+        return None
+    return take_snapshot(now)

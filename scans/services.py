@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from inventory import snapshots
 from inventory.models import Service
 from inventory.ports import PortSet
 from scans import confirm
@@ -414,6 +415,7 @@ def finalize_run(run_id: int) -> ScanRun | None:
         run.finished_at = timezone.now()
         run.save(update_fields=["status", "error", "finished_at"])
     logger.info("run %s finished: %s", run.public_id, run.status)
+    snapshots.snapshot_after_run()
     return run
 
 

@@ -306,3 +306,20 @@ def test_runs_page_shows_progress_and_errors_and_polls_only_while_a_run_is_going
     )
     page = as_viewer.get(reverse("run-list")).content.decode()
     assert 'hx-trigger="every 3s"' in page and '<progress max="100" value="25">' in page
+
+
+def test_a_run_that_ends_adds_a_chart_point_at_most_once_a_minute(fleet):
+    from scans import services
+
+    def finished_run():
+        run = ScanRun.objects.create(zone=Zone.default(), trigger="manual", targets="127.70.0.1", status="running")
+        run.chunks.create(index=0, status="succeeded")
+        return services.finalize_run(run.pk)
+
+    assert finished_run().status == "succeeded"
+    assert list(InventorySnapshot.objects.values_list("open_ports", "unreviewed", "violating")) == [(4, 3, 1)]
+    finished_run()
+    assert InventorySnapshot.objects.count() == 1
+    InventorySnapshot.objects.update(taken_at=timezone.now() - timedelta(minutes=2))
+    finished_run()
+    assert InventorySnapshot.objects.count() == 2
