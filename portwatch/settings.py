@@ -52,7 +52,12 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # Where links in alerts and emails point to, e.g. https://portwatch.example.org
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Default: where `make run` serves (PORTWATCH_BIND, as the Procfile reads it; a
+# wildcard bind is reached on loopback).
+_bind_host, _, _bind_port = env_str("PORTWATCH_BIND", "127.0.0.1:8000").rpartition(":")
+if _bind_host in ("", "0.0.0.0", "[::]"):  # noqa: S104 - reading the bind address, not binding
+    _bind_host = "127.0.0.1"
+SITE_URL = env_str("SITE_URL", f"http://{_bind_host}:{_bind_port}").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.auth",

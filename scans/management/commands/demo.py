@@ -11,7 +11,6 @@ This command is an entry point that wires the apps together, so unlike the
 scan engine it also writes to ``alerts`` (the channel).
 """
 
-import os
 import signal
 import threading
 import time
@@ -120,7 +119,7 @@ class Command(BaseCommand):
         self.say(f"  channel   {channel.name}, writing {settings.ALERT_LOG_FILE} {state('channel')}")
         self.say(f"            alert rules: {', '.join(alert_rules) or 'none'}")
         self.say(self.style.SUCCESS("Where to look:"))
-        self.say(f"  dashboard {self._site_url()}")
+        self.say(f"  dashboard {settings.SITE_URL}/")
         self.say(f"  login     {self._login_hint()}")
         self.say(f"  alert log tail -f {settings.ALERT_LOG_FILE}")
 
@@ -232,15 +231,6 @@ class Command(BaseCommand):
 
     def _audit(self, action: str, obj, before: dict | None, fields=None) -> None:
         audit.record(None, action, obj, summary="By manage.py demo.", before=before, after=audit.snapshot(obj, fields))
-
-    def _site_url(self) -> str:
-        bind = os.environ.get("PORTWATCH_BIND")
-        if not bind:
-            return settings.SITE_URL + "/"
-        host, _, port = bind.rpartition(":")
-        if host in ("", "0.0.0.0", "[::]"):  # noqa: S104 - reading the bind address, not binding
-            host = "127.0.0.1"
-        return f"http://{host}:{port}/"
 
     def _login_hint(self) -> str:
         admin = (
