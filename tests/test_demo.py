@@ -128,7 +128,7 @@ def test_set_up_puts_back_what_was_edited_away(first_address):
     assert "(updated)" in out
 
 
-@pytest.mark.parametrize("address", ["10.0.0.1", "192.168.1.10", "::1", "127.255.255.252", "not-an-address"])
+@pytest.mark.parametrize("address", ["198.18.0.1", "198.19.255.1", "::1", "127.255.255.252", "not-an-address"])
 def test_the_fleet_goes_nowhere_but_loopback(address):
     with pytest.raises(CommandError, match=r"127\.0\.0\.0/8|IPv4 address"):
         call_command("demo", "--setup-only", "--first-address", address)
