@@ -60,7 +60,7 @@ TARGETS = [
     ("::/0", "more than 65,536 addresses"),
     ("169.254.169.254", "excluded from scanning"),
     ("198.51.100.7", "outside the scan scope"),
-    ("10.0.0.0/15", "more than 65,536 addresses"),
+    ("198.18.0.0/15", "more than 65,536 addresses"),
     ("bücher..example", "is not a valid"),
     ("xn--zz.example", "is not a valid"),
     ("host\x00name", "Null characters are not allowed"),

@@ -60,7 +60,7 @@ def observe(address: str, ports: dict | None, *, gave_up: bool = False) -> HostO
 
 def ingest_scan(scan: dict, chunks: list[list[str]], now, *, gave_up=frozenset(), repeat: int | None = None) -> ScanRun:
     run = ScanRun.objects.create(
-        zone=Zone.default(), trigger=Trigger.MANUAL, status=RunStatus.RUNNING, targets="10.30.0.0/28", created_at=now
+        zone=Zone.default(), trigger=Trigger.MANUAL, status=RunStatus.RUNNING, targets="198.18.30.0/28", created_at=now
     )
     for index, addresses in enumerate(chunks):
         chunk = ScanChunk.objects.create(run=run, index=index, status=ChunkStatus.RUNNING, attempts=1, started_at=now)

@@ -183,9 +183,9 @@ def test_specificity_orders_scopes_then_prefix_then_ports():
     wide = {"port_start": 1, "port_end": 65535}
     assert spec(scope="global", **one) < spec(scope="zone", **wide) < spec(scope="tag", **wide)
     assert spec(scope="tag", **one) < spec(scope="cidr", cidr="0.0.0.0/0", **wide)
-    assert spec(scope="cidr", cidr="10.0.0.0/8", **one) < spec(scope="cidr", cidr="10.1.0.0/16", **wide)
-    assert spec(scope="cidr", cidr="::/0", **one) < spec(scope="cidr", cidr="10.0.0.0/8", **one)
-    assert spec(scope="cidr", cidr="10.0.0.1/32", **one) < spec(scope="host", **wide)
+    assert spec(scope="cidr", cidr="127.0.0.0/8", **one) < spec(scope="cidr", cidr="127.1.0.0/16", **wide)
+    assert spec(scope="cidr", cidr="::/0", **one) < spec(scope="cidr", cidr="127.0.0.0/8", **one)
+    assert spec(scope="cidr", cidr="127.0.0.1/32", **one) < spec(scope="host", **wide)
     assert spec(scope="zone", **wide) < spec(scope="zone", **one)
 
 

@@ -111,8 +111,8 @@ def test_the_suites_nmap_refuses_targets_outside_loopback(tmp_path):
 
     assert settings.NMAP_PATH.endswith("tests/nmap_guard.py")
     targets = tmp_path / "targets"
-    targets.write_text("127.0.0.1\n10.20.0.0/29\n")
+    targets.write_text("127.0.0.1\n198.18.20.0/29\n")
     result = subprocess.run(
         [sys.executable, settings.NMAP_PATH, "-sn", "-iL", str(targets)], capture_output=True, text=True, check=False
     )
-    assert result.returncode != 0 and "refusing to scan outside 127.0.0.0/8: 10.20.0.0/29" in result.stderr
+    assert result.returncode != 0 and "refusing to scan outside 127.0.0.0/8: 198.18.20.0/29" in result.stderr

@@ -44,7 +44,7 @@ def test_a_reviewer_writes_a_network_rule_for_a_port_range(as_reviewer):
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
-        ({"scope": "cidr", "cidr": "10.0.0.300/8"}, "cidr", "is not a network"),
+        ({"scope": "cidr", "cidr": "127.0.0.300/8"}, "cidr", "is not a network"),
         ({"scope": "cidr"}, "cidr", "Required for this scope"),
         ({"scope": "zone"}, "zone", "Required for this scope"),
         ({"scope": "host", "host_address": "127.68.9.9"}, "host_address", "No known host 127.68.9.9"),

@@ -17,17 +17,17 @@ from tests.test_scan_lab import scan
 DEFAULT = Scope(
     [
         Rule(ipaddress.ip_network("127.0.0.0/8"), "allow"),
-        Rule(ipaddress.ip_network("10.0.0.0/8"), "allow"),
+        Rule(ipaddress.ip_network("198.18.0.0/15"), "allow"),
         Rule(ipaddress.ip_network("100.64.0.0/10"), "allow"),
         Rule(ipaddress.ip_network("fc00::/7"), "allow"),
         Rule(ipaddress.ip_network("169.254.0.0/16"), "exclude", "link-local"),
         Rule(ipaddress.ip_network("100.100.100.200/32"), "exclude", "cloud metadata"),
-        Rule(ipaddress.ip_network("10.9.0.0/24"), "exclude", "the payment network"),
+        Rule(ipaddress.ip_network("198.18.9.0/24"), "exclude", "the payment network"),
     ]
 )
 
 
-@pytest.mark.parametrize("text", ["127.0.0.1", "10.0.0.0/16", "10.1.2.3-10.1.2.9", "fd00::1", "db.corp.example"])
+@pytest.mark.parametrize("text", ["127.0.0.1", "198.18.0.0/16", "198.18.2.3-198.18.2.9", "fd00::1", "db.corp.example"])
 def test_items_inside_allowed_networks_pass(text):
     DEFAULT.check_items(parse_targets(text))
 
@@ -37,9 +37,9 @@ def test_items_inside_allowed_networks_pass(text):
     [
         ("169.254.169.254", r"excluded from scanning \(link-local\)"),
         ("100.100.100.200", r"excluded from scanning \(cloud metadata\)"),
-        ("10.9.0.0/24", r"excluded from scanning \(the payment network\)"),
+        ("198.18.9.0/24", r"excluded from scanning \(the payment network\)"),
         ("203.0.113.5", "outside the scan scope"),
-        ("9.255.255.255-10.0.0.5", "outside the scan scope"),
+        ("198.17.255.255-198.18.0.5", "outside the scan scope"),
         ("2001:db8::1", "outside the scan scope"),
     ],
 )
@@ -49,13 +49,13 @@ def test_items_outside_or_excluded_are_refused(text, message):
 
 
 def test_excluded_addresses_inside_an_allowed_network_are_skipped_when_planning():
-    chunks = plan_chunks(parse_targets("10.9.0.250-10.9.1.5"), 256, skip=DEFAULT.is_excluded)
-    assert [chunk.targets for chunk in chunks] == [["10.9.1.0/30", "10.9.1.4/31"]]
+    chunks = plan_chunks(parse_targets("198.18.9.250-198.18.10.5"), 256, skip=DEFAULT.is_excluded)
+    assert [chunk.targets for chunk in chunks] == [["198.18.10.0/30", "198.18.10.4/31"]]
     assert chunks[0].size == 6
 
 
 def test_resolved_addresses_are_checked_one_by_one():
-    assert DEFAULT.refusal(parse_target("10.0.0.1").first) is None
+    assert DEFAULT.refusal(parse_target("198.18.0.1").first) is None
     assert "excluded" in DEFAULT.refusal(parse_target("169.254.169.254").first)
     assert "outside the scan scope" in DEFAULT.refusal(parse_target("8.8.8.8").first)
 

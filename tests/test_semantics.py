@@ -31,7 +31,7 @@ from scans.services import expire_flapping
 pytestmark = pytest.mark.django_db
 
 SCENARIOS = Path(__file__).parent / "fixtures" / "nmap" / "semantics"
-A, B = "10.20.0.1", "10.20.0.2"
+A, B = "198.18.20.1", "198.18.20.2"
 ENGINES = ("sql-file", "sql-stream", "python")
 
 

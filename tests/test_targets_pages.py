@@ -73,7 +73,7 @@ def test_a_cron_schedule_is_read_in_its_time_zone(as_admin):
         ("schedule_timezone", "Mars/Olympus", "is not a time zone name"),
         ("targets", "169.254.169.254", "is excluded from scanning"),
         ("targets", "203.0.113.5", "outside the scan scope"),
-        ("targets", "10.0.0.0/8", "more than 65,536 addresses"),
+        ("targets", "127.0.0.0/8", "more than 65,536 addresses"),
         ("profile", "999999", "Select a valid choice"),
     ],
 )
