@@ -71,7 +71,17 @@ def test_a_scan_that_opens_ports_alerts_by_webhook_and_email(
     try:
         client.post(reverse("target-scan", args=[target.public_id]))
 
-        wait_for(lambda: hook.requests and smtp.messages, 90, message=f"alerts; log:\n{delivery_worker.log()}")
+        # Until the worker has recorded both deliveries, not just made them:
+        # a receiver has the message a moment before its row says SENT.
+        wait_for(
+            lambda: (
+                hook.requests
+                and smtp.messages
+                and not Notification.objects.exclude(status=NotificationStatus.SENT).exists()
+            ),
+            90,
+            message=f"alerts; log:\n{delivery_worker.log()}",
+        )
     finally:
         delivery_worker.stop()
 
