@@ -111,15 +111,21 @@ def import_one(path: str) -> None:
     """Child mode: import one file and print what happened, as JSON."""
     setup_django(os.environ["DATABASE_URL"], migrate=False)
     if os.environ.get("BENCH_PROFILE"):
-        logging.basicConfig(stream=sys.stderr, format="  %(message)s")
-        logging.getLogger("scans.ingest_pg").setLevel(logging.DEBUG)
-        logging.getLogger("scans.ingest").setLevel(logging.DEBUG)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("  %(relativeCreated)7.0f ms  %(message)s"))
+        for name in ("scans.ingest_pg", "scans.ingest"):
+            logger = logging.getLogger(name)
+            logger.setLevel(logging.DEBUG)
+            logger.addHandler(handler)
+            logger.propagate = False
     from inventory.models import Zone
     from scans.imports import import_nmap_xml
 
     start = time.perf_counter()
+    logging.getLogger("scans.ingest").debug("import started")
     with open(path, "rb") as source:
         run = import_nmap_xml(source, zone=Zone.default(), name=Path(path).name, path=path)
+    logging.getLogger("scans.ingest").debug("import committed")
     print(json.dumps({"seconds": time.perf_counter() - start, "run": run.pk}))
 
 

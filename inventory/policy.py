@@ -14,7 +14,7 @@ the winning rule for any number of ports, on PostgreSQL and SQLite alike
 - the diff engine inserts new Service rows with a NULL status, and sets it
   to NULL when a service's name changes (another name may be another risk);
   the ingest then evaluates those rows and recounts the hosts it touched, in
-  its transaction (``scans.ingest._update_policy``);
+  its transaction, batch by batch (``scans.ingest._settle``);
 - saving or deleting a port rule re-evaluates the ports it could touch,
   before and after the edit (``rule_changed``);
 - a change of a host's tags or zone re-evaluates that host (``evaluate_hosts``);
@@ -79,17 +79,27 @@ def evaluate(services: QuerySet, now: datetime | None = None) -> int:
     The caller refreshes the hosts' summaries (``refresh_hosts``), usually
     once for a whole batch of evaluations.
     """
-    now = now or timezone.now()
     # One statement: rule, status and risk are read from the row as it was,
     # so ``services`` may even be defined by the rule being replaced. Rows
     # already pending (NULL status) are always taken along.
-    rules = matching_rules(now)
-    updated = Service.objects.filter(Q(pk__in=services.order_by().values("pk")) | Q(policy_status__isnull=True)).update(
-        policy_rule=Subquery(rules.values("pk")[:1]),
-        policy_status=Coalesce(Subquery(rules.values("decision")[:1]), Value(PolicyStatus.UNREVIEWED)),
-        risk=_risk_of_service(),
+    return Service.objects.filter(Q(pk__in=services.order_by().values("pk")) | Q(policy_status__isnull=True)).update(
+        **decision(now or timezone.now())
     )
-    return updated
+
+
+def decision(now: datetime) -> dict:
+    """Rule, status and risk of the port of the outer query, as ``update()`` arguments.
+
+    The outer query is a Service, or a port the SQL diff engine is about to
+    insert (``scans.models.StagedPort``): anything with host_id, protocol,
+    port and name.
+    """
+    rules = matching_rules(now)
+    return {
+        "policy_rule": Subquery(rules.values("pk")[:1]),
+        "policy_status": Coalesce(Subquery(rules.values("decision")[:1]), Value(PolicyStatus.UNREVIEWED)),
+        "risk": _risk_of_service(),
+    }
 
 
 def evaluate_pending(now: datetime | None = None) -> int:
@@ -204,8 +214,9 @@ def refresh_hosts(hosts: QuerySet) -> int:
             GROUP BY h.id
         ) AS c
         WHERE {host_table}.id = c.host_id
-          -- an unchanged row is not rewritten (and a change of last_change_at
-          -- alone, an unindexed column, stays a HOT update)
+          -- an unchanged row is not rewritten (every column here is indexed,
+          -- for the host list's sorts and the overview, so a rewrite is never
+          -- a HOT update)
           AND ({host_table}.open_count, {host_table}.unreviewed_count, {host_table}.violating_count,
                {host_table}.risk, {host_table}.last_change_at)
               IS DISTINCT FROM (c.open_count, c.unreviewed_count, c.violating_count, c.risk,

@@ -24,7 +24,7 @@ from itertools import islice
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 
 from inventory import assignment, policy
 from inventory.choices import HostStatus, PortState
@@ -33,7 +33,7 @@ from scans import ingest_pg
 from scans.choices import ChangeKind
 from scans.diff import Coverage, DiffResult, KnownHost, KnownService, diff_hosts
 from scans.models import Change, ScanChunk, ScanRun
-from scans.nmap_xml import HostObservation, NmapRunInfo
+from scans.nmap_xml import HostObservation, NmapRunInfo, unique_hosts
 from scans.signals import changes_recorded
 
 logger = logging.getLogger(__name__)
@@ -73,13 +73,14 @@ def ingest(
         return IngestSummary()
     if ingest_pg.is_available():
         with connection.cursor() as cursor:
-            ingest_pg.begin(cursor)
             ingest_pg.create_staging(cursor)
             seen, up = ingest_pg.stage_observations(cursor, observations)
             counts = _apply_pg(cursor, run, chunk, zone, coverage=coverage, now=now)
-        summary = IngestSummary(seen, up, counts)
+            summary = IngestSummary(seen, up, counts)
+            _settle(chunk, renamed_hosts=ingest_pg.renamed_hosts())
     else:
         summary = _ingest_in_batches(run, chunk, zone, coverage=coverage, observations=observations, now=now)
+        _settle(chunk)
     _announce(run, chunk, summary)
     return summary
 
@@ -89,6 +90,10 @@ def ingest_file(
 ) -> tuple[IngestSummary, NmapRunInfo]:
     """Stage and diff an nmap XML file on PostgreSQL, parsing it in parallel.
 
+    Each batch is settled (policy, host summaries, foreign keys) as soon as it
+    is diffed, while the parser processes work on the next ones: left to the
+    end, that work would run on one CPU after the parse is over.
+
     Raises NmapXmlError (and so rolls back) for a malformed or incomplete file.
     """
     info = NmapRunInfo()
@@ -97,14 +102,18 @@ def ingest_file(
         for batch in ingest_pg.stage_file_batches(cursor, path, info):
             # The first batch holds nmap's <scaninfo>: the probed ports are known.
             coverage = Coverage(frozenset(), info.probed, complete=True, observed_at=observed_at)
-            summary.changes = _apply_pg(cursor, run, chunk, zone, coverage=coverage, now=now)
+            last_change = _last_change_id()
+            summary.changes = _apply_pg(cursor, run, chunk, zone, coverage=coverage, now=now, keep_stats=True)
             summary.hosts_seen += batch.seen
             summary.hosts_up += batch.up
+            _settle(chunk, after_change=last_change, renamed_hosts=ingest_pg.renamed_hosts())
+            ingest_pg.check_deferred(cursor)
     _announce(run, chunk, summary)
     return summary, info
 
 
-def _apply_pg(cursor, run, chunk, zone, *, coverage, now) -> Counter:
+def _apply_pg(cursor, run, chunk, zone, *, coverage, now, keep_stats=False) -> Counter:
+    """Diff the staged batch; return the chunk's change counts by kind."""
     ingest_pg.stage_coverage(cursor, coverage)
     ingest_pg.stage_silent(cursor, coverage.addresses)
     probed_set = ProbedPortSet.for_ports(coverage.probed) if coverage.probed else None
@@ -117,16 +126,21 @@ def _apply_pg(cursor, run, chunk, zone, *, coverage, now) -> Counter:
         probed_set_id=probed_set.pk if probed_set else None,
         observed_at=coverage.observed_at,
         any_unconfirmed=bool(coverage.unconfirmed),
+        keep_stats=keep_stats,
     )
     return counts
 
 
 def _announce(run: ScanRun, chunk: ScanChunk, summary: IngestSummary) -> None:
-    _update_policy(chunk)
+    """Tell whoever listens (alerts) what the chunk changed, once its writes are settled."""
     if summary.total_changes:
         _refresh_statistics(summary.total_changes)
-    if summary.total_changes:
         changes_recorded.send(sender=Change, run=run, changes=Change.objects.filter(chunk=chunk))
+
+
+def _last_change_id() -> int:
+    """The newest change id: a batch's own changes come after it (ids only grow)."""
+    return Change.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
 def _refresh_statistics(changes: int) -> None:
@@ -148,16 +162,19 @@ def _refresh_statistics(changes: int) -> None:
             cursor.execute("ANALYZE inventory_service, inventory_host, scans_change")
 
 
-def _update_policy(chunk: ScanChunk) -> None:
-    """Bring what the inventory derives from ports up to date with the chunk's writes.
+def _settle(chunk: ScanChunk, *, after_change: int = 0, renamed_hosts: QuerySet | None = None) -> None:
+    """Bring what the inventory derives from ports up to date with a batch's writes.
 
+    The batch's changes are the chunk's changes after ``after_change``.
     Newly discovered hosts get their assignment rules' tags and owner, the
-    ports the diff engine inserted get their rule, status and risk, ports
-    whose service changed are re-rated, and the hosts that changed get their
-    summary recounted, all before anyone is told (``changes_recorded``).
+    ports the diff engine left undecided (the batched engine inserts them
+    so) get their rule, status and risk, and the hosts that changed get their
+    summary recounted, with those whose ports were renamed without a change
+    (``renamed_hosts``; their risk may differ), all before anyone is told
+    (``changes_recorded``).
     """
     started = time.perf_counter()
-    changes = Change.objects.filter(chunk=chunk)
+    changes = Change.objects.filter(chunk=chunk, pk__gt=after_change)
     discovered = changes.filter(kind=ChangeKind.HOST_DISCOVERED)
     if discovered.exists():
         assignment.apply_to_hosts(Host.objects.filter(pk__in=discovered.values("host_id")))
@@ -169,7 +186,10 @@ def _update_policy(chunk: ScanChunk) -> None:
     quiet_hosts = list(pending.values_list("host_id", flat=True).distinct())
     policy.evaluate(Service.objects.none())
     evaluated = time.perf_counter()
-    policy.refresh_hosts(Host.objects.filter(Q(pk__in=changes.values("host_id")) | Q(pk__in=quiet_hosts)))
+    touched = Q(pk__in=changes.values("host_id")) | Q(pk__in=quiet_hosts)
+    if renamed_hosts is not None:
+        touched |= Q(pk__in=renamed_hosts)
+    policy.refresh_hosts(Host.objects.filter(touched))
     logger.debug(
         "policy: assignment %.1f ms, evaluate %.1f ms, host summaries %.1f ms",
         (assigned - started) * 1000,
@@ -185,7 +205,7 @@ def _ingest_in_batches(run, chunk, zone, *, coverage, observations, now) -> Inge
     probed_set = ProbedPortSet.for_ports(coverage.probed) if coverage.probed else None
     writer = _BatchWriter(run, chunk, zone, coverage, now, probed_set)
     seen: set[str] = set()
-    for batch in _batched(observations, BATCH_HOSTS):
+    for batch in _batched(unique_hosts(observations), BATCH_HOSTS):
         seen.update(observation.address for observation in batch)
         writer.summary.hosts_seen += len(batch)
         writer.summary.hosts_up += sum(1 for observation in batch if observation.up)

@@ -17,7 +17,7 @@ SQLite), written as a handful of statements over staging tables so that a
 Large files are parsed by several processes at once and diffed batch by
 batch (``stage_file_batches``): child processes write COPY rows to
 temporary files while this process, which holds the only connection and the
-transaction, diffs the batches already parsed. ``tests/test_diff_engines.py`` checks that
+transaction, diffs the batches already parsed. ``tests/test_diff_properties.py`` checks that
 this engine and ``scans.diff`` agree on random scans.
 """
 
@@ -40,9 +40,20 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
+from inventory.choices import NO_RISK
 from scans.diff import Coverage
-from scans.nmap_xml import ALL_PROTOCOLS, HostObservation, NmapRunInfo, NmapXmlError, fragments, read_fragment
+from scans.nmap_xml import (
+    ALL_PROTOCOLS,
+    HostObservation,
+    NmapRunInfo,
+    NmapXmlError,
+    fragments,
+    listed_twice,
+    read_fragment,
+    unique_hosts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +66,10 @@ _NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]").search
 # fullmatch: "$" would also match before a trailing newline ("http\n" is not plain).
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+/-]*").fullmatch
 _NULLS_H = "\t".join(["\\N"] * 10)
+# Niceness of the parser processes (see _parse_fragment_into).
+PARSER_NICENESS = 10
+# A batch that inserts fewer rows into a table never ANALYZEs it (see keep_statistics).
+ANALYZE_MIN_ROWS = 2000
 
 
 # --- COPY rows ----------------------------------------------------------------------
@@ -152,7 +167,9 @@ SET LOCAL work_mem = '64MB';
 DROP TABLE IF EXISTS pw_obs, pw_sets, pw_silent, pw_probed, pw_unconfirmed, pw_h, pw_listed, pw_upd, pw_flap;
 CREATE TEMP TABLE pw_obs (
     kind "char", address inet, up boolean, timed_out boolean, hostnames jsonb, other_state text,
-    protocols text[], ports integer[], states text[], names text[],
+    -- array literals kept as text: only the hosts whose port list changed
+    -- (in a large scan, most are unchanged) are ever read as arrays (pw_listed)
+    protocols text, ports text, states text, names text,
     protocol text, port integer, port_hi integer, state text, name text, product text, version text,
     extrainfo text, identified boolean, scripts jsonb, sig bigint
 ) ON COMMIT DROP;
@@ -163,34 +180,19 @@ CREATE TEMP TABLE pw_unconfirmed (address inet, protocol text, port integer) ON 
 """
 
 
-# Addresses of every batch of one ingest: a host listed twice is an error.
-_CREATE_SEEN = """
-DROP TABLE IF EXISTS pw_seen;
-CREATE TEMP TABLE pw_seen (address inet PRIMARY KEY) ON COMMIT DROP;
-"""
-_DUPLICATE_HOST = """
-SELECT address FROM pw_obs WHERE kind = 'h' GROUP BY address HAVING count(*) > 1
-UNION ALL
-SELECT o.address FROM pw_obs o JOIN pw_seen s ON s.address = o.address WHERE o.kind = 'h'
-LIMIT 1
-"""
-
-
-def begin(cursor) -> None:
-    """Start one ingest (of one or more batches) in the current transaction."""
-    cursor.execute(_CREATE_SEEN)
-
-
 def create_staging(cursor) -> None:
     """(Re)create the staging tables of one batch."""
     cursor.execute(_CREATE)
 
 
 def stage_observations(cursor, observations: Iterable[HostObservation]) -> tuple[int, int]:
-    """COPY observations into pw_obs; return (hosts seen, hosts up)."""
+    """COPY observations into pw_obs; return (hosts seen, hosts up).
+
+    A host listed twice is an error (NmapXmlError).
+    """
     seen = up = 0
     with cursor.cursor.copy(f"COPY pw_obs ({COLUMNS}) FROM STDIN") as copy:
-        for observation in observations:
+        for observation in unique_hosts(observations):
             seen += 1
             up += observation.up
             copy.write(copy_rows(observation))
@@ -217,7 +219,7 @@ def stage_file_batches(cursor, path: str, info: NmapRunInfo, parts: int | None =
         big = os.path.getsize(path) >= settings.INGEST_PARALLEL_MIN_BYTES
         parts = 2 * max(1, min(os.cpu_count() or 1, 8)) if big else 1
     pieces = fragments(path, parts)
-    begin(cursor)
+    logger.debug("%s: %d fragment(s)", path, len(pieces))
     if len(pieces) == 1:
         create_staging(cursor)
         yield Batch(*stage_observations(cursor, read_fragment(path, pieces[0], info)))
@@ -232,6 +234,9 @@ def _parallel_batches(cursor, path: str, pieces: list, info: NmapRunInfo) -> Ite
     # index -> (pid, data path, result pipe), for the children started and not yet reaped
     children: dict[int, tuple[int, str, int]] = {}
     payloads: dict[int, dict] = {}  # what finished children reported, by index
+    # Each fragment's parser refuses a host listed twice in it; across
+    # fragments, the addresses each parser lists are compared here.
+    seen: set[str] = set()
     started = 0
 
     def start_next() -> None:
@@ -277,6 +282,11 @@ def _parallel_batches(cursor, path: str, pieces: list, info: NmapRunInfo) -> Ite
                 raise NmapXmlError(payload["error"])
             info.merge(_info_from(payload["info"]))
             data_path = os.path.join(workdir, f"{index}.copy")
+            with open(data_path + ".hosts") as hosts:
+                addresses = hosts.read().split()
+            if not seen.isdisjoint(addresses):
+                raise listed_twice(next(address for address in addresses if address in seen))
+            seen.update(addresses)
             create_staging(cursor)
             with cursor.cursor.copy(f"COPY pw_obs ({COLUMNS}) FROM STDIN") as copy, open(data_path, "rb") as data:
                 while block := data.read(1 << 20):
@@ -299,17 +309,24 @@ def _parse_fragment_into(path: str, piece, data_path: str, result_fd: int) -> No
     status = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        # The database's work on the batches already parsed is what the
+        # ingest waits for; parsers that yield the CPU to it (and to anything
+        # else on the machine) keep it busy without slowing it down.
+        os.nice(PARSER_NICENESS)
         # A short-lived process that makes no reference cycles worth finding:
         # the cyclic collector would only slow the parse down (by about 8%).
         gc.disable()
         info = NmapRunInfo()
-        seen = up = 0
+        addresses = []
+        up = 0
         with open(data_path, "wb", buffering=1 << 20) as out:
             for observation in read_fragment(path, piece, info):
-                seen += 1
+                addresses.append(observation.address)
                 up += observation.up
                 out.write(copy_rows(observation).encode())
-        result = {"seen": seen, "up": up, "info": _info_to(info)}
+        with open(data_path + ".hosts", "w") as hosts:
+            hosts.write("\n".join(addresses))
+        result = {"seen": len(addresses), "up": up, "info": _info_to(info)}
     except NmapXmlError as error:
         result = {"error": str(error)}
     except BaseException:
@@ -447,13 +464,14 @@ _PORTS = """
 -- Every port nmap listed on a host that answered: the plain ones from the
 -- host rows' arrays, the others from their own rows.
 CREATE TEMP TABLE pw_listed ON COMMIT DROP AS
-SELECT h.host_id, h.address, h.timed_out, x.protocol, x.port, x.state, x.name,
+SELECT h.host_id, h.is_new, h.address, h.timed_out, x.protocol, x.port, x.state, x.name,
        '' AS product, '' AS version, '' AS extrainfo, FALSE AS identified, NULL::jsonb AS scripts
 FROM pw_obs o JOIN pw_h h ON h.address = o.address AND h.up AND NOT h.unchanged
-CROSS JOIN LATERAL unnest(o.protocols, o.ports, o.states, o.names) AS x(protocol, port, state, name)
+CROSS JOIN LATERAL unnest(o.protocols::text[], o.ports::integer[], o.states::text[], o.names::text[])
+    AS x(protocol, port, state, name)
 WHERE o.kind = 'h'
 UNION ALL
-SELECT h.host_id, h.address, h.timed_out, o.protocol, o.port, o.state, o.name,
+SELECT h.host_id, h.is_new, h.address, h.timed_out, o.protocol, o.port, o.state, o.name,
        o.product, o.version, o.extrainfo, o.identified, o.scripts
 FROM pw_obs o JOIN pw_h h ON h.address = o.address AND h.up AND NOT h.unchanged
 WHERE o.kind = 'p';
@@ -472,6 +490,7 @@ WITH known AS (
            COALESCE(l.protocol, k.protocol) AS protocol,
            COALESCE(l.port, k.port) AS port,
            l.port IS NOT NULL AS listed,
+           COALESCE(l.is_new, FALSE) AS new_host,
            COALESCE(l.timed_out, k.timed_out) AS timed_out,
            l.name, l.product, l.version, l.extrainfo, l.identified, l.scripts,
            k.id AS service_id, k.state AS old_state, k.name AS old_name, k.product AS old_product,
@@ -522,6 +541,11 @@ SELECT m.host_id, m.protocol, m.port, m.service_id, m.new_state, m.old_state,
        m.old_name, m.old_product, m.old_version,
        m.new_name, m.new_product, m.new_version, m.new_extrainfo, m.new_identified,
        COALESCE(m.seen_scripts, m.old_scripts, '{}'::jsonb) AS new_scripts,
+       -- a new port, or another name (maybe another risk): the policy decides
+       -- before the row is written (see decide_staged), except on a new host,
+       -- whose tags (which rules may name) come after it is written
+       (m.service_id IS NULL OR m.old_name IS DISTINCT FROM m.new_name) AND NOT m.new_host AS decide,
+       NULL::bigint AS policy_rule_id, NULL::varchar(16) AS policy_status, NULL::smallint AS risk,
        CASE
            WHEN m.new_state = 'open' AND (m.old_state IS NULL OR m.old_state <> 'open') THEN 'port_opened'
            WHEN m.new_state = 'open' AND m.old_identified AND m.new_identified
@@ -547,7 +571,10 @@ LEFT JOIN scans_change c ON c.host_id = u.host_id AND c.protocol = u.protocol AN
      AND c.kind IN ('port_opened', 'port_closed', 'port_filtered') AND c.created_at > %(flap_since)s
 WHERE u.kind IN ('port_opened', 'port_closed', 'port_filtered')
 GROUP BY u.host_id, u.protocol, u.port;
+"""
 
+# After _PORTS and decide_staged: the writes.
+_PORT_WRITES = """
 INSERT INTO scans_change
     (public_id, run_id, chunk_id, host_id, kind, protocol, port, before, after, flapping, created_at)
 SELECT gen_random_uuid(), %(run)s, %(chunk)s, u.host_id, u.kind, u.protocol, u.port,
@@ -559,13 +586,18 @@ FROM pw_upd u LEFT JOIN pw_flap f USING (host_id, protocol, port)
 WHERE u.kind IS NOT NULL;
 
 INSERT INTO inventory_service (host_id, protocol, port, state, name, product, version, extrainfo, identified,
-                               scripts, stale, flapping, first_seen, last_seen, last_changed)
+                               scripts, stale, flapping, first_seen, last_seen, last_changed,
+                               policy_rule_id, policy_status, risk)
 SELECT u.host_id, u.protocol, u.port, u.new_state, COALESCE(u.new_name, ''), COALESCE(u.new_product, ''),
        COALESCE(u.new_version, ''), COALESCE(u.new_extrainfo, ''), COALESCE(u.new_identified, FALSE),
-       u.new_scripts, FALSE, COALESCE(f.flapping, FALSE), %(now)s, %(now)s, %(now)s
+       u.new_scripts, FALSE, COALESCE(f.flapping, FALSE), %(now)s, %(now)s, %(now)s,
+       u.policy_rule_id, u.policy_status, COALESCE(u.risk, %(no_risk)s)
 FROM pw_upd u LEFT JOIN pw_flap f USING (host_id, protocol, port)
 WHERE u.service_id IS NULL;
+"""
 
+# After _PORT_WRITES and keep_statistics.
+_PORT_UPDATES = """
 UPDATE inventory_service s SET
     state = u.new_state, name = u.new_name, product = u.new_product, version = u.new_version,
     extrainfo = u.new_extrainfo, identified = u.new_identified, scripts = u.new_scripts, stale = FALSE,
@@ -576,8 +608,10 @@ UPDATE inventory_service s SET
               AND s.port BETWEEN r.lo AND r.hi) THEN p.old_last_seen END) END,
     last_changed = CASE WHEN u.new_state <> u.old_state THEN %(now)s ELSE s.last_changed END,
     flapping = COALESCE(f.flapping, s.flapping),
-    -- another service name may be another risk: mark the row for inventory.policy
-    policy_status = CASE WHEN s.name IS DISTINCT FROM u.new_name THEN NULL ELSE s.policy_status END
+    -- another service name may be another risk: decided by decide_staged
+    policy_rule_id = CASE WHEN u.decide THEN u.policy_rule_id ELSE s.policy_rule_id END,
+    policy_status = CASE WHEN u.decide THEN u.policy_status ELSE s.policy_status END,
+    risk = CASE WHEN u.decide THEN COALESCE(u.risk, %(no_risk)s) ELSE s.risk END
 FROM pw_upd u
 JOIN pw_h p ON p.host_id = u.host_id
 LEFT JOIN pw_flap f ON f.host_id = u.host_id AND f.protocol = u.protocol AND f.port = u.port
@@ -597,13 +631,14 @@ def apply_staged(
     probed_set_id,
     observed_at=None,
     any_unconfirmed: bool = False,
+    keep_stats: bool = False,
 ) -> Counter:
-    """Run the diff over the staged observations; return the change counts by kind."""
-    cursor.execute(_DUPLICATE_HOST)
-    duplicate = cursor.fetchone()
-    if duplicate:
-        raise NmapXmlError(f"The host {duplicate[0]} is listed twice.")
-    cursor.execute("INSERT INTO pw_seen SELECT address FROM pw_obs WHERE kind = 'h'")
+    """Run the diff over the staged observations; return the change counts by kind.
+
+    ``keep_stats``: one batch of several in a long transaction (a file
+    import), see keep_statistics. A scan's chunk is short and analyzes once,
+    at its end (scans.ingest._refresh_statistics).
+    """
     params = {
         "zone": zone_id,
         "run": run_id,
@@ -614,13 +649,75 @@ def apply_staged(
         "any_unconfirmed": any_unconfirmed,
         "flap_threshold": settings.FLAP_THRESHOLD,
         "flap_since": now - timedelta(minutes=settings.FLAP_WINDOW_MINUTES),
+        "no_risk": NO_RISK,
     }
     _run(cursor, _HOST_STATEMENTS, params)
+    if keep_stats:
+        keep_statistics(cursor, "inventory_host", "SELECT count(*) FROM pw_h WHERE is_new")
     _stage_old_sets(cursor)
     _run(cursor, _HOST_WRITE_STATEMENTS, params)
     _run(cursor, _PORT_STATEMENTS, params)
+    decide_staged()
+    _run(cursor, _PORT_WRITE_STATEMENTS, params)
+    if keep_stats:
+        keep_statistics(cursor, "inventory_service", "SELECT count(*) FROM pw_upd WHERE service_id IS NULL")
+        keep_statistics(cursor, "scans_change", "SELECT count(*) FROM pw_upd WHERE kind IS NOT NULL")
+    _run(cursor, _PORT_UPDATE_STATEMENTS, params)
     cursor.execute(_COUNTS, params)
     return Counter(dict(cursor.fetchall()))
+
+
+def keep_statistics(cursor, table: str, inserted_sql: str) -> None:
+    """ANALYZE ``table`` when this batch inserted a large part of it (a first scan, say).
+
+    Statistics that call a table nearly empty when this transaction has just
+    filled it lead the planner to nested loops over it: a join that takes
+    milliseconds takes hours. That happens on its own when autovacuum
+    analyzes the table during a long first import (it cannot see the
+    transaction's rows, so it records an empty table). ANALYZE in the
+    transaction counts its own rows, and its lock, held until commit, keeps
+    autovacuum from analyzing the table again until then. Checked after the
+    batch's inserts, before the statements that join the table.
+    """
+    cursor.execute(inserted_sql)
+    (inserted,) = cursor.fetchone()
+    if inserted < ANALYZE_MIN_ROWS:
+        return
+    cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+    (known,) = cursor.fetchone()
+    if known < 4 * inserted:
+        _run(cursor, [f"ANALYZE {table}"], {})
+
+
+def decide_staged() -> None:
+    """Let the policy decide rule, status and risk of the ports about to be inserted or renamed.
+
+    The same expressions as ``inventory.policy.evaluate``, on the staged rows:
+    inserting a port with its decision costs one write, where inserting it
+    undecided and evaluating it would write it twice (with every index of
+    inventory_service updated twice). Ports of new hosts are left undecided
+    (NULL status) for ``scans.ingest._settle``, which first gives the hosts
+    their tags.
+    """
+    from inventory import policy  # noqa: PLC0415 - models import this module's callers
+    from scans.models import StagedPort  # noqa: PLC0415
+
+    start = time.perf_counter()
+    StagedPort.objects.filter(decide=True).update(**policy.decision(timezone.now()))
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug("%7.1f ms  policy of the staged ports", (time.perf_counter() - start) * 1000)
+
+
+def renamed_hosts():
+    """Hosts of the batch whose ports changed name without a recorded change (their risk may differ).
+
+    A subquery over the staged batch, not a list of ids: a large batch can
+    name more hosts than a statement takes parameters. Read it before the
+    next batch is staged.
+    """
+    from scans.models import StagedPort  # noqa: PLC0415 - models import this module's callers
+
+    return StagedPort.objects.filter(decide=True, service_id__isnull=False, kind__isnull=True).values("host_id")
 
 
 def _run(cursor, statements: list[str], params: dict) -> None:
@@ -647,6 +744,18 @@ def _stage_old_sets(cursor) -> None:
                     copy.write_row((probed.pk, protocol, low, high))
 
 
+def check_deferred(cursor) -> None:
+    """Run the foreign-key checks queued so far, instead of all at commit.
+
+    Django's foreign keys are deferred to the end of the transaction; a large
+    ingest queues one check per inserted change and port (three per change),
+    which at commit would run on one CPU after everything else. Checked batch
+    by batch, they overlap with the parsing of the next batches. A violation
+    raises here instead of at commit, in the same transaction.
+    """
+    _run(cursor, ["SET CONSTRAINTS ALL IMMEDIATE", "SET CONSTRAINTS ALL DEFERRED"], {})
+
+
 def is_available() -> bool:
     return connection.vendor == "postgresql" and settings.INGEST_SQL_ENGINE
 
@@ -665,3 +774,5 @@ def _statements(sql: str) -> list[str]:
 _HOST_STATEMENTS = _statements(_HOSTS)
 _HOST_WRITE_STATEMENTS = _statements(_HOST_WRITES)
 _PORT_STATEMENTS = _statements(_PORTS)
+_PORT_WRITE_STATEMENTS = _statements(_PORT_WRITES)
+_PORT_UPDATE_STATEMENTS = _statements(_PORT_UPDATES)

@@ -333,3 +333,33 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class StagedPort(models.Model):
+    """A port the SQL diff engine is about to write: a row of its temporary table ``pw_upd``.
+
+    Not a table of its own (``managed = False``): the model exists so that
+    the policy's own expressions (``inventory.policy.decision``) decide the
+    rule, status and risk of new and renamed ports before they are written,
+    instead of writing them and then rewriting them. See ``scans.ingest_pg``.
+    """
+
+    host_id = models.BigIntegerField(primary_key=True)  # a key Django needs, not unique here
+    protocol = models.CharField(max_length=8)
+    port = models.IntegerField()
+    name = models.CharField(max_length=64, db_column="new_name")
+    decide = models.BooleanField()
+    service_id = models.BigIntegerField(null=True)  # the port's row, if it has one already
+    kind = models.CharField(max_length=32, null=True)  # noqa: DJ001 - the change it makes, if any
+    policy_rule = models.ForeignKey(
+        "inventory.PortRule", null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    policy_status = models.CharField(max_length=16, null=True)  # noqa: DJ001 - a column of pw_upd
+    risk = models.SmallIntegerField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = "pw_upd"
+
+    def __str__(self):
+        return f"{self.port}/{self.protocol} of host {self.host_id}"

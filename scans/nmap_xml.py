@@ -8,8 +8,9 @@ Nothing here touches the database. Files may be hostile (uploads), so:
   bare ``<!DOCTYPE nmaprun>``, pass;
 - the body is then streamed by the C ElementTree parser, one ``<host>`` at a
   time, and each host is dropped once read, so memory does not grow with the
-  file (the C parser is about twice as fast as a pure-Python one, and an
-  entity it has not seen declared is an error to it);
+  file, whatever its line structure or encoding (the C parser is about twice
+  as fast as a pure-Python one, and an entity it has not seen declared is an
+  error to it);
 - every attribute is checked (addresses, port numbers, states) and text from
   the scanned host is cut to a bounded length.
 
@@ -19,8 +20,9 @@ after the last host, so that whoever ingests it can roll back.
 Large files can be read in parallel: ``fragments()`` cuts the body before a
 ``<host`` tag at the start of a line, and ``read_fragment()`` parses one
 piece, closed with the root's own tags. A cut that fell inside a comment or
-CDATA section leaves a piece unterminated, which is an error, so a crafted
-file can make the read fail but never make it differ from a serial read.
+CDATA section (nmap writes neither among its hosts) leaves a piece
+unterminated, which is an error, so a crafted file can make the read fail but
+never make it read differently. Error positions are lines of the whole file.
 
 Speed (measured on a 65,536-host, 655k-port scan, by instruction counts,
 which unlike timings do not depend on what else the machine is doing):
@@ -30,9 +32,13 @@ which unlike timings do not depend on what else the machine is doing):
   the reading is a single walk of each host's children by tag, with the few
   Python calls per port a walk needs (``_read_host``): named tuples are built
   from a ready tuple, a dotted-quad IPv4 address that ipaddress would write
-  back unchanged skips ipaddress, and the events of elements inside a host
-  cost one set look-up. About 10% fewer instructions than a walk through
-  helper functions.
+  back unchanged skips ipaddress. About 10% fewer instructions than a walk
+  through helper functions.
+- parsing batches of whole hosts as small documents of their own, instead
+  of a pull parser's events, was tried and not taken: no faster in CPU time,
+  and a file without a ``<host`` at the start of a line (one long line, a
+  ``<host>`` without attributes, UTF-16) would have been one batch, held
+  whole in memory.
 - lxml was measured and not taken: its parse and tree build are about 20%
   cheaper than expat's, but every element or attribute Python touches is a
   proxy object built on demand, so a complete read costs about 20% more than
@@ -43,10 +49,11 @@ which unlike timings do not depend on what else the machine is doing):
 """
 
 import ipaddress
+import itertools
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -79,6 +86,9 @@ _PROLOG_LIMIT = 1 << 20
 # Small blocks keep the parser's working set in the CPU cache: 16 KiB reads
 # parse a large file about twice as fast as 1 MiB reads.
 _READ_SIZE = 1 << 14
+# The root's tags, around a fragment that lacks them.
+_ROOT_OPEN = b"<nmaprun>"
+_ROOT_CLOSE = b"\n</nmaprun>"
 # Where a fragment may start: a host element at the start of a line.
 _HOST_START = b"\n<host "
 # A dotted-quad IPv4 address without leading zeros: ipaddress would accept
@@ -193,7 +203,7 @@ class NmapXmlReader:
         yield from self._pending
 
     def _parse(self) -> Iterator[HostObservation]:
-        yield from _parse_blocks(_blocks(self._source), self.info, close=True)
+        yield from _parse(_blocks(self._source), self.info)
         self.info.check_complete()
 
 
@@ -280,9 +290,9 @@ def fragments(path: str, parts: int) -> list[Fragment]:
 def read_fragment(path: str, fragment: Fragment, info: NmapRunInfo) -> Iterator[HostObservation]:
     """Hosts of one fragment; ``info`` gets what the fragment says of the run.
 
-    The first fragment carries the prolog (checked with defusedxml) and is
-    closed with a synthetic end tag; the others are opened with a synthetic
-    root tag. Each is parsed to its end, so a cut in the wrong place fails.
+    The first fragment carries the prolog (checked with defusedxml); the
+    others are read as if the root's own tags surrounded them. Each is parsed
+    to its end, so a cut in the wrong place fails.
     """
     with open(path, "rb") as source:
         if fragment.first:
@@ -291,18 +301,37 @@ def read_fragment(path: str, fragment: Fragment, info: NmapRunInfo) -> Iterator[
         else:
             source.seek(fragment.start)
         blocks = _limited_blocks(source, fragment.end - fragment.start)
-        if not fragment.first:
-            blocks = _prefixed(b"<nmaprun>", blocks)
+        prefix = b"" if fragment.first else _ROOT_OPEN
+        if prefix:
+            blocks = itertools.chain((prefix,), blocks)
         if not fragment.last:
-            blocks = _suffixed(blocks, b"\n</nmaprun>")
-        yield from _parse_blocks(blocks, info, close=True)
+            blocks = itertools.chain(blocks, (_ROOT_CLOSE,))
+
+        def position(line: int, column: int) -> tuple[int, int]:
+            # A fragment starts after a newline: its line 1 is the file's line
+            # after the ones before it (counted only for an error's position).
+            return line + _count_lines(path, fragment.start), column - len(prefix) if line == 1 else column
+
+        yield from _parse(blocks, info, position=position)
 
 
 # --- parsing ------------------------------------------------------------------------
 
 
-def _parse_blocks(blocks: Iterator[bytes], info: NmapRunInfo, *, close: bool) -> Iterator[HostObservation]:
-    # The prolog passed defusedxml (check_prolog); see the module docstring.
+def _parse(
+    blocks: Iterator[bytes],
+    info: NmapRunInfo,
+    *,
+    position: Callable[[int, int], tuple[int, int]] = lambda line, column: (line, column),
+) -> Iterator[HostObservation]:
+    """Hosts of a document (or a fragment put between the root's tags), streamed.
+
+    A pull parser holds one ``<host>`` at a time, whatever the file's size,
+    line structure or encoding. ``position`` maps where the parser failed to
+    the line and column of the file, for a fragment.
+    """
+    # The C parser: the prolog, the only place entities can be declared,
+    # passed defusedxml (check_prolog); see the module docstring.
     parser = ET.XMLPullParser(events=("end",))
     addresses: set[str] = set()
     try:
@@ -311,30 +340,58 @@ def _parse_blocks(blocks: Iterator[bytes], info: NmapRunInfo, *, close: bool) ->
             for _, element in parser.read_events():
                 tag = element.tag
                 if tag == "host":
-                    observation = _read_host(element)
-                    if observation.address in addresses:
-                        raise NmapXmlError(f"The host {observation.address} is listed twice.")
-                    addresses.add(observation.address)
-                    yield observation
+                    yield _unique_host(element, addresses)
                     element.clear()
-                elif tag not in _RUN_TAGS:
-                    continue  # the elements inside a host (most events): read with it
-                elif tag == "scaninfo":
-                    _read_scaninfo(element, info)
-                elif tag == "finished":
-                    _read_finished(element, info)
-                elif tag == "hosts":
-                    info.hosts_up = _int(element.get("up", "0"), "hosts up")
-                    info.hosts_down = _int(element.get("down", "0"), "hosts down")
-                elif tag == "runstats":
-                    info.runstats_seen = True
-        if close:
-            parser.close()
+                elif tag in _RUN_TAGS:
+                    _read_run_tag(element, info)
+                # else: an element inside a host (most events), read with it
+        parser.close()
     except ET.ParseError as error:
-        line, column = error.position
+        line, column = position(*error.position)
         raise NmapXmlError(
             f"The XML is malformed or truncated at line {line}, column {column}: {_reason(error)}."
         ) from None
+
+
+def _unique_host(element, addresses: set[str]) -> HostObservation:
+    observation = _read_host(element)
+    if observation.address in addresses:
+        raise listed_twice(observation.address)
+    addresses.add(observation.address)
+    return observation
+
+
+def listed_twice(address: str) -> NmapXmlError:
+    return NmapXmlError(f"The host {address} is listed twice.")
+
+
+def unique_hosts(observations: Iterable[HostObservation]) -> Iterator[HostObservation]:
+    """The observations, refusing a host listed twice (whatever produced them)."""
+    addresses: set[str] = set()
+    for observation in observations:
+        if observation.address in addresses:
+            raise listed_twice(observation.address)
+        addresses.add(observation.address)
+        yield observation
+
+
+def _read_run_tag(element, info: NmapRunInfo) -> None:
+    tag = element.tag
+    if tag == "scaninfo":
+        _read_scaninfo(element, info)
+    elif tag == "finished":
+        _read_finished(element, info)
+    elif tag == "hosts":
+        info.hosts_up = _int(element.get("up", "0"), "hosts up")
+        info.hosts_down = _int(element.get("down", "0"), "hosts down")
+    elif tag == "runstats":
+        info.runstats_seen = True
+
+
+def _count_lines(path: str, end: int) -> int:
+    """Lines of the file before byte ``end``."""
+    with open(path, "rb") as source:
+        return sum(block.count(b"\n") for block in _limited_blocks(source, end))
 
 
 def _blocks(source: BinaryIO) -> Iterator[bytes]:
@@ -349,16 +406,6 @@ def _limited_blocks(source: BinaryIO, length: int) -> Iterator[bytes]:
             return
         length -= len(block)
         yield block
-
-
-def _prefixed(prefix: bytes, blocks: Iterator[bytes]) -> Iterator[bytes]:
-    yield prefix
-    yield from blocks
-
-
-def _suffixed(blocks: Iterator[bytes], suffix: bytes) -> Iterator[bytes]:
-    yield from blocks
-    yield suffix
 
 
 def _read_root(root: tuple[str, dict], info: NmapRunInfo) -> None:

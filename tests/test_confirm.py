@@ -102,10 +102,10 @@ def test_reprobe_runs_stay_close_to_the_candidates():
     from scans.confirm import plan_runs
 
     # Hosts sharing ports share a run.
-    keys = [(f"10.0.0.{h}", "tcp", p) for h in range(1, 51) for p in (22, 443)]
+    keys = [(f"198.18.0.{h}", "tcp", p) for h in range(1, 51) for p in (22, 443)]
     assert [(len(hosts), str(ports)) for hosts, ports in plan_runs(keys)] == [(50, "22,443")]
     # Scattered ports: runs are split before the cross product explodes.
-    scattered = [(f"10.0.{h // 250}.{h % 250}", "tcp", 1000 + h * 7 + i) for h in range(400) for i in range(8)]
+    scattered = [(f"198.18.{h // 250}.{h % 250}", "tcp", 1000 + h * 7 + i) for h in range(400) for i in range(8)]
     runs = plan_runs(scattered)
     probes = sum(len(hosts) * len(ports) for hosts, ports in runs)
     assert probes <= 4 * len(scattered) + 4096 * len(runs)

@@ -30,7 +30,7 @@ from scans.nmap_xml import ALL_PROTOCOLS, HostObservation, PortObservation
 
 pytestmark = pytest.mark.django_db
 
-ADDRESSES = [f"10.30.0.{n}" for n in range(1, 9)]
+ADDRESSES = [f"198.18.30.{n}" for n in range(1, 9)]
 PORTS = [22, 80, 443, 3306, 8080]
 PROBED = {"tcp": PortSet.parse("1-10000")}
 T1 = timezone.now().replace(microsecond=0) - timedelta(hours=2)

@@ -1,5 +1,8 @@
 """The nmap XML reader: pure, streaming, and hostile-file safe."""
 
+import io
+import re
+import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -100,3 +103,51 @@ def test_the_reader_streams_without_keeping_hosts(tmp_path):
         for _ in reader.hosts():
             count += 1
     assert count == 2000
+
+
+def many_hosts(count: int) -> str:
+    """``count`` copies of the fixture's first host, each with a long script output (as ssl-cert writes)."""
+    head = (FIXTURES / "lab_two_hosts_versions.xml").read_text()
+    head = head.replace("</service></port>", f'</service><script id="ssl-cert" output="{"A" * 1900}"/></port>')
+    start, end = head.index("<host "), head.index("<runstats>")
+    host = head[start : head.index("</host>") + len("</host>\n")]
+    hosts = "".join(host.replace("127.77.9.1", f"127.78.{i // 250}.{i % 250 + 1}") for i in range(count))
+    return head[:start] + hosts + head[end:]
+
+
+SHAPES = {
+    # as nmap writes it
+    "nmap": lambda text: text.encode(),
+    # a tool that rewrote it on one line
+    "one line": lambda text: text.replace("\n", " ").encode(),
+    # a ping scan's hosts have no attributes
+    "bare host tags": lambda text: re.sub(r'<host starttime="\d+" endtime="\d+">', "<host>", text).encode(),
+    # PowerShell's redirection of `nmap -oX -` writes UTF-16 with a byte order mark
+    "utf-16": lambda text: text.replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16"),
+    # a hostname in the file's declared single-byte encoding
+    "latin-1": lambda text: (
+        text.replace('encoding="UTF-8"', 'encoding="ISO-8859-1"')
+        .replace("<hostnames>\n</hostnames>", '<hostnames><hostname name="café" type="PTR"/></hostnames>')
+        .encode("latin-1")
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_file_of_any_shape_or_encoding_streams_in_bounded_memory(shape):
+    """Memory follows the host being read, not the file, however it is laid out or encoded
+    (what grows with the hosts is a few hundred bytes each: their addresses, for duplicates)."""
+    blob = SHAPES[shape](many_hosts(1600))
+    assert len(blob) > 4 << 20
+    tracemalloc.start()
+    try:
+        reader = NmapXmlReader(io.BytesIO(blob))
+        count, last = 0, None
+        for host in reader.hosts():
+            count, last = count + 1, host
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert count == 1600
+    assert (last.address, last.hostnames) == ("127.78.6.100", ("café",) if shape == "latin-1" else ())
+    assert peak < len(blob) / 4, f"{peak / 2**20:.1f} MiB for a {len(blob) / 2**20:.1f} MiB file"

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from inventory import assignment, policy
@@ -30,6 +31,12 @@ def service(address, port=22) -> Service:
     return Service.objects.select_related("host", "policy_rule").get(host__address=address, port=port)
 
 
+def rows_updated_in_this_transaction() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_get_xact_tuples_updated('inventory_service'::regclass)")
+        return cursor.fetchone()[0]
+
+
 def status(address, port=22) -> str:
     return service(address, port).policy_status
 
@@ -49,6 +56,29 @@ def test_a_port_that_opens_under_an_existing_rule_takes_its_decision_at_once():
     assert service(A, 23).policy_rule == rejected
     host = Host.objects.get(address=A)
     assert (host.unreviewed_count, host.violating_count) == (1, 1)
+
+
+def test_ports_opening_on_a_known_host_are_decided_as_they_are_written():
+    # On a known host the SQL engine decides rule, status and risk of a new
+    # port before inserting it (scans.ingest_pg.decide_staged); the same
+    # answers as evaluating it afterwards, tags and networks included.
+    observe({A: [22]})
+    pci = Tag.objects.create(name="pci")
+    HostTag.objects.create(host=Host.objects.get(address=A), tag=pci)
+    by_tag = rule(RuleScope.TAG, port=23, tag=pci, decision=Decision.REJECTED)
+    rule(RuleScope.GLOBAL, port=23, decision=Decision.APPROVED)
+    by_network = rule(RuleScope.CIDR, port=24, cidr="127.60.0.0/16", decision=Decision.APPROVED)
+    updated = rows_updated_in_this_transaction()
+    observe({A: [22, 23, 24, 6379]})
+    assert rows_updated_in_this_transaction() == updated  # written once, not inserted then evaluated
+    assert (status(A, 23), service(A, 23).policy_rule) == (PolicyStatus.REJECTED, by_tag)
+    assert (status(A, 24), service(A, 24).policy_rule) == (PolicyStatus.APPROVED, by_network)
+    assert (status(A, 6379), service(A, 6379).policy_rule) == (PolicyStatus.UNREVIEWED, None)
+    assert service(A, 6379).risk >= Severity.HIGH
+    assert not Service.objects.filter(policy_status__isnull=True).exists()
+    host = Host.objects.get(address=A)
+    assert (host.open_count, host.unreviewed_count, host.violating_count) == (4, 2, 1)
+    assert host.risk == max(service(A, port).risk for port in (22, 23, 24, 6379))
 
 
 def test_the_most_specific_scope_wins():

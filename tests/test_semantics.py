@@ -19,14 +19,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.db import transaction
+from django.utils import timezone
 
 from inventory.choices import HostStatus, PortState
 from inventory.models import Host, Service, Zone
+from inventory.ports import PortSet
 from scans.choices import ChangeKind as K
+from scans.choices import ChunkStatus, RunStatus, Trigger
+from scans.diff import Coverage
 from scans.imports import import_nmap_xml
-from scans.models import Change
-from scans.nmap_xml import NmapRunInfo, NmapXmlError, fragments, read_fragment
+from scans.ingest import ingest
+from scans.models import Change, ScanChunk, ScanRun
+from scans.nmap_xml import HostObservation, NmapRunInfo, NmapXmlError, NmapXmlReader, fragments, read_fragment
 from scans.services import expire_flapping
+from tests.factories import PROBED
 
 pytestmark = pytest.mark.django_db
 
@@ -179,7 +186,7 @@ def many_hosts_file(tmp_path, repeat_first: bool) -> Path:
     text = (SCENARIOS / "port_opened_from_unknown" / "01.xml").read_text()
     head, rest = text.split("<host ", 1)
     host, tail = rest.split("</host>\n", 1)
-    hosts = [f"<host {host.replace(A, f'10.21.0.{n}')}</host>\n" for n in range(1, 65)]
+    hosts = [f"<host {host.replace(A, f'198.18.21.{n}')}</host>\n" for n in range(1, 65)]
     if repeat_first:
         hosts.append(hosts[0])
     path = tmp_path / "many.xml"
@@ -189,7 +196,7 @@ def many_hosts_file(tmp_path, repeat_first: bool) -> Path:
 
 def test_a_host_listed_twice_is_refused_even_across_fragments(engine, tmp_path):
     path = many_hosts_file(tmp_path, repeat_first=True)
-    with pytest.raises(NmapXmlError, match=r"The host 10\.21\.0\.1 is listed twice"):
+    with pytest.raises(NmapXmlError, match=r"The host 198\.18\.21\.1 is listed twice"):
         import_all([path], engine)
     assert not Host.objects.exists() and not Change.objects.exists()
 
@@ -204,4 +211,34 @@ def test_a_large_file_is_cut_into_fragments_parsed_in_parallel(tmp_path):
     assert len(pieces) == 4
     info = NmapRunInfo()
     addresses = [host.address for piece in pieces for host in read_fragment(str(path), piece, info)]
-    assert addresses == [f"10.21.0.{n}" for n in range(1, 65)]
+    assert addresses == [f"198.18.21.{n}" for n in range(1, 65)]
+
+
+def test_an_error_deep_in_a_fragment_gives_its_line_in_the_file(tmp_path):
+    path = many_hosts_file(tmp_path, repeat_first=False)
+    lines = path.read_text().splitlines(keepends=True)
+    broken = max(number for number, line in enumerate(lines) if "</port>" in line)  # in the last fragment
+    lines[broken] = lines[broken].replace("</port>", "</prt>")
+    path.write_text("".join(lines))
+    info = NmapRunInfo()
+    with pytest.raises(NmapXmlError, match=rf"malformed or truncated at line {broken + 1}, column \d+: mismatched tag"):
+        for piece in fragments(str(path), 4):
+            list(read_fragment(str(path), piece, info))
+    with (
+        pytest.raises(NmapXmlError, match=rf"at line {broken + 1}, column \d+: mismatched tag"),
+        open(path, "rb") as source,
+    ):
+        list(NmapXmlReader(source).hosts())
+
+
+@pytest.mark.parametrize("sql_engine", [True, False], ids=["sql", "python"])
+def test_a_host_listed_twice_in_one_chunk_is_refused(settings, sql_engine):
+    settings.INGEST_SQL_ENGINE = sql_engine
+    now, zone = timezone.now(), Zone.default()
+    host = HostObservation("127.60.0.9", True, (), (), (("*", PortState.CLOSED, PortSet()),))
+    run = ScanRun.objects.create(zone=zone, trigger=Trigger.IMPORT, status=RunStatus.RUNNING, created_at=now)
+    chunk = ScanChunk.objects.create(run=run, index=0, status=ChunkStatus.RUNNING, attempts=1)
+    coverage = Coverage(frozenset(), PROBED, complete=True, observed_at=now)
+    with pytest.raises(NmapXmlError, match=r"The host 127\.60\.0\.9 is listed twice"), transaction.atomic():
+        ingest(run=run, chunk=chunk, zone=zone, coverage=coverage, observations=[host, host], now=now)
+    assert not Host.objects.exists() and not Change.objects.exists()
