@@ -74,7 +74,7 @@ class Channel(models.Model):
         if self.kind == ChannelKind.EMAIL:
             return self.target
         if self.kind == ChannelKind.LOG:
-            return "var/alerts.log"
+            return str(settings.ALERT_LOG_FILE)  # where the lines go, as configured
         if self.kind == ChannelKind.APPRISE:
             # Services put tokens anywhere in the URL, even where a host would be.
             scheme = self.target.partition("://")[0]

@@ -451,6 +451,7 @@ def test_the_log_channel_appends_a_json_line(tmp_path):
     observe({A: [22]})
     with override_settings(ALERT_LOG_FILE=log):
         delivery.dispatch_due()
+        assert channel.masked_target == str(log)  # the channel pages show where it writes
     (line,) = log.read_text().splitlines()
     assert {change["kind"] for change in json.loads(line)["changes"]} == {"host_discovered", "port_opened"}
     assert Service.objects.get(port=22).policy_status == PolicyStatus.UNREVIEWED
