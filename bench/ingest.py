@@ -10,7 +10,10 @@ as ``manage.py import_nmap``) and, in the same run, ``ndiff scan1.xml
 scan2.xml``. Peak memory is the peak of the summed resident memory of each
 side's processes (PortWatch's importer and its parser processes; ndiff),
 sampled every 50 ms (a cheap sampler: it shares the CPUs it measures).
-PostgreSQL's own memory is reported apart. Checks that
+PostgreSQL's own memory is not counted. CPU time is printed too: the
+importer with its parser processes, and the PostgreSQL backend that serves
+it (when the server is local), against ndiff's; unlike wall time, it does
+not depend on how many cores are free. Checks that
 PortWatch's opened/closed ports equal the port lines ndiff adds and removes.
 The last line reads
 
@@ -22,6 +25,7 @@ import json
 import logging
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -29,6 +33,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from bench.common import fresh_database, setup_django
 from bench.nmap_synth import generate
@@ -78,19 +83,30 @@ class PeakMemory:
             self._stop.wait(interval)
 
 
+class Measured(NamedTuple):
+    wall: float  # seconds
+    peak_kib: int  # peak summed RSS
+    cpu: float  # seconds of CPU, the process and its children
+    stdout: str
+
+
 def run_measured(
     argv: list[str], env: dict | None = None, stdout=subprocess.PIPE, ok_codes=(0,), stderr=subprocess.PIPE
-) -> tuple[float, int, str]:
-    """Run a command; return (wall seconds, peak summed RSS in KiB, stdout)."""
+) -> Measured:
+    """Run a command; return its wall time, peak memory, CPU time and output."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     process = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=env, cwd=ROOT)
     sampler = PeakMemory(process.pid)
     out, err = process.communicate()
     elapsed = time.perf_counter() - start
     peak = sampler.stop()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if process.returncode not in ok_codes:
         raise SystemExit(f"{argv[0]} failed ({process.returncode}):\n{(err or b'').decode()[-3000:]}")
-    return elapsed, peak, (out or b"").decode()
+    # The process and the children it waited for (the parser processes).
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return Measured(elapsed, peak, cpu, (out or b"").decode())
 
 
 def ndiff_ports(text: str) -> tuple[set, set]:
@@ -118,15 +134,33 @@ def import_one(path: str) -> None:
             logger.setLevel(logging.DEBUG)
             logger.addHandler(handler)
             logger.propagate = False
+    from django.db import connection
+
     from inventory.models import Zone
     from scans.imports import import_nmap_xml
 
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (backend,) = cursor.fetchone()
+    backend_start = cpu_seconds_of(backend)
     start = time.perf_counter()
     logging.getLogger("scans.ingest").debug("import started")
     with open(path, "rb") as source:
         run = import_nmap_xml(source, zone=Zone.default(), name=Path(path).name, path=path)
     logging.getLogger("scans.ingest").debug("import committed")
-    print(json.dumps({"seconds": time.perf_counter() - start, "run": run.pk}))
+    seconds = time.perf_counter() - start
+    backend_end = cpu_seconds_of(backend)
+    database_cpu = backend_end - backend_start if backend_start is not None and backend_end is not None else None
+    print(json.dumps({"seconds": seconds, "run": run.pk, "database_cpu": database_cpu}))
+
+
+def cpu_seconds_of(pid: int) -> float | None:
+    """CPU time (user + system) of a local process, or None (a server elsewhere, or not ours to read)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(hosts: int, workdir: Path, database_url: str, *, profile: bool = False) -> dict:
@@ -147,15 +181,15 @@ def measure(hosts: int, workdir: Path, database_url: str, *, profile: bool = Fal
         cursor.execute("VACUUM ANALYZE")
     if profile:
         print(f"{hosts} hosts, scan 2, SQL statements:", flush=True)
-        pw_wall, pw_peak, out = run_measured([*child, str(scan2)], dict(env, BENCH_PROFILE="1"), stderr=None)
+        pw = run_measured([*child, str(scan2)], dict(env, BENCH_PROFILE="1"), stderr=None)
     else:
-        pw_wall, pw_peak, out = run_measured([*child, str(scan2)], env)
-    result = json.loads(out.strip().splitlines()[-1])
+        pw = run_measured([*child, str(scan2)], env)
+    result = json.loads(pw.stdout.strip().splitlines()[-1])
 
     ndiff_out = workdir / "ndiff.txt"
     with open(ndiff_out, "wb") as handle:
         # ndiff, like diff, exits with 1 when the scans differ.
-        nd_wall, nd_peak, _ = run_measured(["ndiff", str(scan1), str(scan2)], stdout=handle, ok_codes=(0, 1))
+        nd = run_measured(["ndiff", str(scan1), str(scan2)], stdout=handle, ok_codes=(0, 1))
     added, removed = ndiff_ports(ndiff_out.read_text())
 
     from scans.choices import ChangeKind
@@ -168,10 +202,13 @@ def measure(hosts: int, workdir: Path, database_url: str, *, profile: bool = Fal
         "hosts": hosts,
         "moved": moved,
         "pw_seconds": result["seconds"],
-        "pw_process_seconds": pw_wall,
-        "pw_peak_mib": pw_peak / 1024,
-        "ndiff_seconds": nd_wall,
-        "ndiff_peak_mib": nd_peak / 1024,
+        "pw_process_seconds": pw.wall,
+        "pw_peak_mib": pw.peak_kib / 1024,
+        "pw_cpu": pw.cpu,
+        "database_cpu": result["database_cpu"],
+        "ndiff_seconds": nd.wall,
+        "ndiff_peak_mib": nd.peak_kib / 1024,
+        "ndiff_cpu": nd.cpu,
         "match": opened == added and closed == removed and len(opened) == moved,
         "opened": len(opened),
         "closed": len(closed),
@@ -207,6 +244,22 @@ def main() -> None:
                 f"memory ratio {result['pw_peak_mib'] / result['ndiff_peak_mib']:.3f} | "
                 f"opened {result['opened']} closed {result['closed']} vs ndiff +{result['ndiff_added']} "
                 f"-{result['ndiff_removed']} ({'match' if result['match'] else 'MISMATCH'})",
+                flush=True,
+            )
+            database = result["database_cpu"]
+            print(
+                f"{'':>6}        CPU: PortWatch {result['pw_cpu']:.2f} s (importer and parsers)"
+                + (
+                    f" + PostgreSQL {database:.2f} s"
+                    if database is not None
+                    else " (PostgreSQL not measured: not local)"
+                )
+                + f" | ndiff {result['ndiff_cpu']:.2f} s"
+                + (
+                    f" | cpu ratio {(result['pw_cpu'] + database) / result['ndiff_cpu']:.3f}"
+                    if database is not None
+                    else ""
+                ),
                 flush=True,
             )
     finally:

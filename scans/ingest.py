@@ -187,7 +187,10 @@ def _settle(chunk: ScanChunk, *, after_change: int = 0, renamed_hosts: QuerySet 
     policy.evaluate(Service.objects.none())
     evaluated = time.perf_counter()
     touched = Q(pk__in=changes.values("host_id")) | Q(pk__in=quiet_hosts)
-    if renamed_hosts is not None:
+    # Only when there are any: an OR of two subqueries hides from the planner
+    # how few hosts they name, and it recounts every service (230 ms a batch
+    # of 16k hosts, against 90 ms).
+    if renamed_hosts is not None and renamed_hosts.exists():
         touched |= Q(pk__in=renamed_hosts)
     policy.refresh_hosts(Host.objects.filter(touched))
     logger.debug(
