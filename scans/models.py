@@ -186,6 +186,11 @@ class ScanRun(models.Model):
         return reverse("run-detail", args=[self.public_id])
 
     @property
+    def is_import(self) -> bool:
+        """An imported file: its targets and ports are what the file says nmap scanned."""
+        return self.trigger == Trigger.IMPORT
+
+    @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_RUN_STATUSES
 

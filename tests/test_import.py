@@ -43,6 +43,10 @@ def test_admin_imports_a_real_nmap_file(as_admin):
     assert (ssh.product, ssh.version, ssh.identified) == ("OpenSSH", "9.2p1 Debian 2+deb12u3", True)
     # Observations carry nmap's own time, not the upload's.
     assert Host.objects.get(address="127.77.9.1").last_seen.isoformat() == "2026-11-23T10:49:13+00:00"
+    # The run page says the ports came from the file (no profile chose them).
+    page = as_admin.get(run.get_absolute_url()).content.decode()
+    assert "as nmap probed them in the file" in page and "profile default" not in page
+    assert "tcp: 41000-41100" in page
 
 
 def test_importing_the_same_file_twice_changes_nothing(as_admin):
