@@ -191,6 +191,10 @@ class ScanRun(models.Model):
         return self.trigger == Trigger.IMPORT
 
     @property
+    def succeeded(self) -> bool:
+        return self.status == RunStatus.SUCCEEDED
+
+    @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_RUN_STATUSES
 

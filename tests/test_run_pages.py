@@ -32,6 +32,19 @@ def test_a_finished_run_stops_polling_and_reloads_once(as_viewer):
     assert partial.headers["HX-Refresh"] == "true"
 
 
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        (RunStatus.SUCCEEDED, "None: every host and port this run looked at is as the inventory already had it."),
+        (RunStatus.RUNNING, "No changes yet."),
+        (RunStatus.FAILED, "No changes yet."),
+    ],
+)
+def test_a_run_without_changes_says_what_that_means(as_viewer, status, says):
+    page = as_viewer.get(make_run(status).get_absolute_url()).content.decode()
+    assert says in page
+
+
 def test_host_page_offers_scan_now_through_each_covering_target_to_admins(as_admin, client, viewer):
     from django.utils import timezone
 
