@@ -11,10 +11,12 @@ the winning rule for any number of ports, on PostgreSQL and SQLite alike
 (``address__in_cidr`` is the only non-standard piece, see
 ``inventory.lookups``). Who calls what:
 
-- the diff engine inserts new Service rows with a NULL status, and sets it
-  to NULL when a service's name changes (another name may be another risk);
-  the ingest then evaluates those rows and recounts the hosts it touched, in
-  its transaction, batch by batch (``scans.ingest._settle``);
+- the SQL diff engine decides new and renamed ports (another name may be
+  another risk) before it writes them (``decision``, through
+  ``scans.ingest_pg.decide_staged``), except on new hosts, which get their
+  tags first; the batched engine writes them with a NULL status. The ingest
+  then evaluates the NULL rows and recounts the hosts it touched, in its
+  transaction, batch by batch (``scans.ingest._settle``);
 - saving or deleting a port rule re-evaluates the ports it could touch,
   before and after the edit (``rule_changed``);
 - a change of a host's tags or zone re-evaluates that host (``evaluate_hosts``);

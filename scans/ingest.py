@@ -179,9 +179,10 @@ def _settle(chunk: ScanChunk, *, after_change: int = 0, renamed_hosts: QuerySet 
     if discovered.exists():
         assignment.apply_to_hosts(Host.objects.filter(pk__in=discovered.values("host_id")))
     assigned = time.perf_counter()
-    # Rows the diff engine inserted, or whose service name it changed, have a
-    # NULL status (found through a partial index): they get rule, status and
-    # risk. Their hosts are recounted with those the changes touched.
+    # Rows the diff engine left undecided (on new hosts, or any the batched
+    # engine wrote) have a NULL status, found through a partial index: they
+    # get rule, status and risk. Their hosts are recounted with those the
+    # changes touched.
     pending = Service.objects.filter(policy_status__isnull=True).exclude(host_id__in=changes.values("host_id"))
     quiet_hosts = list(pending.values_list("host_id", flat=True).distinct())
     policy.evaluate(Service.objects.none())

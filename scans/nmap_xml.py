@@ -203,7 +203,7 @@ class NmapXmlReader:
         yield from self._pending
 
     def _parse(self) -> Iterator[HostObservation]:
-        yield from _parse(_blocks(self._source), self.info)
+        yield from unique_hosts(_parse(_blocks(self._source), self.info))
         self.info.check_complete()
 
 
@@ -312,7 +312,7 @@ def read_fragment(path: str, fragment: Fragment, info: NmapRunInfo) -> Iterator[
             # after the ones before it (counted only for an error's position).
             return line + _count_lines(path, fragment.start), column - len(prefix) if line == 1 else column
 
-        yield from _parse(blocks, info, position=position)
+        yield from unique_hosts(_parse(blocks, info, position=position))
 
 
 # --- parsing ------------------------------------------------------------------------
@@ -333,14 +333,13 @@ def _parse(
     # The C parser: the prolog, the only place entities can be declared,
     # passed defusedxml (check_prolog); see the module docstring.
     parser = ET.XMLPullParser(events=("end",))
-    addresses: set[str] = set()
     try:
         for block in blocks:
             parser.feed(block)
             for _, element in parser.read_events():
                 tag = element.tag
                 if tag == "host":
-                    yield _unique_host(element, addresses)
+                    yield _read_host(element)
                     element.clear()
                 elif tag in _RUN_TAGS:
                     _read_run_tag(element, info)
@@ -351,14 +350,6 @@ def _parse(
         raise NmapXmlError(
             f"The XML is malformed or truncated at line {line}, column {column}: {_reason(error)}."
         ) from None
-
-
-def _unique_host(element, addresses: set[str]) -> HostObservation:
-    observation = _read_host(element)
-    if observation.address in addresses:
-        raise listed_twice(observation.address)
-    addresses.add(observation.address)
-    return observation
 
 
 def listed_twice(address: str) -> NmapXmlError:
