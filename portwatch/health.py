@@ -16,7 +16,7 @@ from inventory.models import Zone
 from portwatch.celery import app
 from scans.models import ScanTarget, WorkerHeartbeat
 from scans.nmap_runner import NmapNotFound, nmap_version
-from scans.services import queue_for_zone
+from scans.queueing import queue_for_zone
 
 OK, FAILING = "ok", "failing"
 BROKER_TIMEOUT_SECONDS = 2

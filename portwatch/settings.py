@@ -192,6 +192,13 @@ if not NMAP_HOST_TIMEOUT < SCAN_CHUNK_SOFT_TIME_LIMIT < SCAN_CHUNK_TIME_LIMIT < 
         "SCAN_CHUNK_TIME_LIMIT < BROKER_VISIBILITY_TIMEOUT; got "
         f"{NMAP_HOST_TIMEOUT} < {SCAN_CHUNK_SOFT_TIME_LIMIT} < {SCAN_CHUNK_TIME_LIMIT} < {BROKER_VISIBILITY_TIMEOUT}."
     )
+# Tries a chunk gets when its worker is lost or it fails for a reason that
+# may pass (nmap killed by a signal, memory or file descriptors short, the
+# database restarting); SCAN_CHUNK_RETRY_SECONDS x 2^(n-1) after the n-th
+# failure, at most SCAN_CHUNK_RETRY_MAX_SECONDS. Definite errors are not retried.
+SCAN_CHUNK_MAX_ATTEMPTS = env_int("SCAN_CHUNK_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
+SCAN_CHUNK_RETRY_SECONDS = env_int("SCAN_CHUNK_RETRY_SECONDS", 30, minimum=1)
+SCAN_CHUNK_RETRY_MAX_SECONDS = env_int("SCAN_CHUNK_RETRY_MAX_SECONDS", 600, minimum=1)
 # Addresses per chunk: one chunk is one nmap process and one Celery task.
 SCAN_CHUNK_SIZE = env_int("SCAN_CHUNK_SIZE", 256, minimum=1, maximum=65536)
 # Most addresses one target may cover.
@@ -272,7 +279,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# A scan keeps running when the broker connection drops (Redis restarting):
+# cancelling it would throw away an hour of nmap for a blip. Its result is
+# ingested once whatever the broker does with the message: a copy delivered
+# again finds the chunk running (and waits) or finished (and does nothing).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -353,6 +364,7 @@ SPECTACULAR_SETTINGS = {
         "ChangeKindEnum": "scans.choices.ChangeKind",
         "RunStatusEnum": "scans.choices.RunStatus",
         "ChunkStatusEnum": "scans.choices.ChunkStatus",
+        "AttemptOutcomeEnum": "scans.choices.AttemptOutcome",
         "ChannelKindEnum": "alerts.choices.ChannelKind",
         "NotificationKindEnum": "alerts.choices.NotificationKind",
         "NotificationStatusEnum": "alerts.choices.NotificationStatus",

@@ -28,7 +28,7 @@ from scans.constants import NSE_SCRIPT_ALLOWLIST
 from scans.filters import ChangeFilter
 from scans.forms import DEFAULT_PROFILE, ImportForm, ScanProfileForm, ScanTargetForm
 from scans.imports import import_nmap_xml
-from scans.models import Change, ScanChunk, ScanProfile, ScanRun, ScanTarget
+from scans.models import Change, ChunkAttempt, ScanChunk, ScanProfile, ScanRun, ScanTarget
 from scans.nmap_xml import NmapXmlError
 from scans.scope import ScopeError
 from scans.targets import TargetSpecError
@@ -218,7 +218,16 @@ class ProfileViewSet(RoleMixin, viewsets.ModelViewSet):
 # --- runs -------------------------------------------------------------------------------------
 
 
+class AttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ChunkAttempt
+        fields = ["number", "worker", "outcome", "error", "started_at", "finished_at"]
+        read_only_fields = fields
+
+
 class ChunkSerializer(serializers.ModelSerializer):
+    tries = AttemptSerializer(many=True, read_only=True, help_text="Every attempt at the chunk, with its error.")
+
     class Meta:
         model = ScanChunk
         fields = [
@@ -226,6 +235,8 @@ class ChunkSerializer(serializers.ModelSerializer):
             "status",
             "size",
             "attempts",
+            "tries",
+            "retry_at",
             "hosts_up",
             "coverage",
             "confirmation",
@@ -287,7 +298,7 @@ class RunDetailSerializer(RunSerializer):
 
     @extend_schema_field(ChunkSerializer(many=True))
     def get_chunks(self, run):
-        return ChunkSerializer(run.chunks.all()[:1000], many=True).data
+        return ChunkSerializer(run.chunks.prefetch_related("tries")[:1000], many=True).data
 
 
 class RunStartSerializer(serializers.Serializer):

@@ -58,6 +58,17 @@ class ChunkStatus(models.TextChoices):
 TERMINAL_CHUNK_STATUSES = frozenset({ChunkStatus.SUCCEEDED, ChunkStatus.FAILED, ChunkStatus.CANCELLED})
 
 
+class AttemptOutcome(models.TextChoices):
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    # Failed for a reason that may pass: the chunk waits and is tried again.
+    RETRY = "retry", "failed, tried again"
+    FAILED = "failed", "failed"
+    # Its worker died or stopped answering; another attempt took over.
+    LOST = "lost", "worker lost"
+    CANCELLED = "cancelled", "cancelled"
+
+
 class Trigger(models.TextChoices):
     MANUAL = "manual", "scan now"
     SCHEDULE = "schedule", "schedule"

@@ -6,9 +6,6 @@ MAX_TARGET_ADDRESSES = 65_536
 MAX_TARGET_ITEMS = 1_000
 # Addresses per chunk: one chunk is one nmap process and one Celery task.
 DEFAULT_CHUNK_SIZE = 256
-# A chunk whose task was lost (worker killed, broker message gone) is sent
-# again this many times before it is marked failed.
-MAX_CHUNK_ATTEMPTS = 3
 # NSE scripts a profile may run: read-only information gathering ("safe"
 # category). Anything else is refused when a profile is saved and again when
 # nmap options are built.

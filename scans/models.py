@@ -14,6 +14,7 @@ from inventory.models import Host, Zone
 from scans.choices import (
     TERMINAL_CHUNK_STATUSES,
     TERMINAL_RUN_STATUSES,
+    AttemptOutcome,
     ChangeKind,
     ChunkStatus,
     PortScope,
@@ -247,6 +248,11 @@ class ScanChunk(models.Model):
     confirmation = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     queued_at = models.DateTimeField(default=timezone.now)
+    # When its task was handed to the broker (NULL: not yet, or the broker
+    # refused it): the sweep sends again what was never sent.
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # After a transient failure the chunk waits in the queue until then (back-off).
+    retry_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     ingested_at = models.DateTimeField(null=True, blank=True)
@@ -271,6 +277,36 @@ class ScanChunk(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_CHUNK_STATUSES
+
+    @property
+    def waiting_to_retry(self) -> bool:
+        return self.status == ChunkStatus.QUEUED and self.retry_at is not None
+
+
+class ChunkAttempt(models.Model):
+    """One try at a chunk: who ran it, how it ended and, if it failed, why.
+
+    A chunk is tried again after a transient failure or a lost worker (up to
+    SCAN_CHUNK_MAX_ATTEMPTS tries); every try is kept, so the run page shows
+    each error and not only the last one.
+    """
+
+    chunk = models.ForeignKey(ScanChunk, on_delete=models.CASCADE, related_name="tries")
+    number = models.PositiveSmallIntegerField()
+    worker = models.CharField(max_length=255, blank=True)
+    outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices, default=AttemptOutcome.RUNNING)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["chunk", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["chunk", "number"], name="attempt_unique_chunk_number"),
+        ]
+
+    def __str__(self):
+        return f"attempt {self.number} of chunk {self.chunk_id}: {self.outcome}"
 
 
 class Change(models.Model):

@@ -1,11 +1,11 @@
-"""Celery tasks: thin wrappers that take ids and call ``scans.services``."""
+"""Celery tasks: thin wrappers that take ids and call the scan workflows."""
 
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
 from inventory import policy
-from scans import services
+from scans import chunks, services, sweep
 
 
 @shared_task(
@@ -17,17 +17,17 @@ from scans import services
     max_retries=None,
 )
 def scan_chunk(self, chunk_id: int) -> None:
-    outcome = services.run_chunk(chunk_id, worker=self.request.hostname or "")
-    if outcome is services.ChunkOutcome.BUSY:
+    outcome = chunks.run_chunk(chunk_id, worker=self.request.hostname or "")
+    if outcome is chunks.ChunkOutcome.BUSY:
         # A live attempt owns the chunk (a duplicate delivery): look again
         # once its heartbeat would have gone stale.
-        raise self.retry(countdown=services.HEARTBEAT_STALE.total_seconds())
+        raise self.retry(countdown=chunks.HEARTBEAT_STALE.total_seconds())
 
 
 @shared_task
 def tick() -> None:
     services.enqueue_due_runs()
-    services.sweep()
+    sweep.sweep()
     services.expire_flapping()
     with transaction.atomic():
         # Expired approvals fall back to unreviewed; rows left unevaluated

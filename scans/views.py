@@ -158,7 +158,7 @@ class RunDetailView(RoleRequiredMixin, DetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["chunks"] = self.object.chunks.all()[:200]
+        context["chunks"] = self.object.chunks.prefetch_related("tries")[:200]
         context["changes"] = self.object.changes.select_related("host")[:200]
         return context
 

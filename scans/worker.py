@@ -6,7 +6,7 @@ from celery import bootsteps
 from django.db import close_old_connections, connection
 
 from inventory.models import Zone
-from scans.services import queue_for_zone
+from scans.queueing import queue_for_zone
 
 logger = logging.getLogger(__name__)
 

@@ -113,3 +113,68 @@ class WebProcess(_Process):
         wait_for(booted, 60, message="gunicorn")
         if self.process.poll() is not None:
             raise RuntimeError(f"gunicorn exited:\n{self.log()}")
+
+
+class BeatProcess(_Process):
+    """Celery beat (as the Procfile runs it), with its schedule file under ``log_path``'s folder."""
+
+    def __init__(self, log_path: Path, **env):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        schedule = log_path.with_suffix(".schedule")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "portwatch", "beat", "--loglevel=INFO", f"--schedule={schedule}"],
+            cwd=ROOT,
+            env=process_env(**env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(
+            lambda: b"beat: Starting" in log_path.read_bytes() or self.process.poll() is not None, 60, message="beat"
+        )
+        if self.process.poll() is not None:
+            raise RuntimeError(f"beat exited:\n{self.log()}")
+
+
+class RedisProcess:
+    """A redis-server a test owns, so that it can stop and restart it.
+
+    Like many installs (and Debian's default for a broker), it keeps nothing
+    on disk: a restart forgets every message it held.
+    """
+
+    def __init__(self, workdir: Path):
+        from tests.stack import free_port
+
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        with open(self.workdir / "redis.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [*argv, "--dir", str(self.workdir)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        wait_for(self._answers, 20, interval=0.05, message="redis-server to accept connections")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: with --save "" it keeps nothing
+            self.process.wait(timeout=20)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def _answers(self) -> bool:
+        import redis
+
+        try:
+            return redis.Redis(port=self.port, socket_connect_timeout=0.5).ping()
+        except redis.ConnectionError:
+            return False

@@ -6,7 +6,7 @@ import pytest
 
 from inventory.choices import PortState
 from inventory.models import Service
-from scans import services
+from scans import chunks, queueing, services
 from scans.choices import ChangeKind
 from scans.models import Change
 from tests.conftest import wait_for
@@ -36,10 +36,10 @@ def paused_nmap(tmp_path, settings):
 def scan_with_pause(target):
     """Start a scan's chunk in a thread; the wrapper pauses it after the first nmap run."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(services, "_enqueue_on_commit", lambda run, ids: None)
+        patch.setattr(queueing, "send_on_commit", lambda zone, ids: None)
         run = services.start_run(target)
     chunk = run.chunks.get()
-    thread = threading.Thread(target=services.run_chunk, args=(chunk.pk,))
+    thread = threading.Thread(target=chunks.run_chunk, args=(chunk.pk,))
     thread.start()
     return run, chunk, thread
 

@@ -21,7 +21,7 @@ from alerts.choices import ChannelKind, NotificationStatus
 from alerts.models import AlertRule, Channel, Notification
 from inventory.choices import Decision, PolicyStatus
 from inventory.models import AuditEntry, PortRule, Service, Zone
-from scans import services
+from scans import chunks, services
 from scans.choices import ChangeKind, RunStatus, ScheduleKind
 from scans.demo import DEMO_CHANNEL, DEMO_PORTS, DEMO_PROFILE, DEMO_TARGET, DEMO_ZONE, STEPS, Fleet
 from scans.models import Change, ScanProfile, ScanTarget
@@ -171,7 +171,7 @@ def scan(target):
     """Run the target's chunks in this process, as a worker would."""
     run = services.start_run(target)
     for chunk in run.chunks.all():
-        assert services.run_chunk(chunk.pk) is services.ChunkOutcome.DONE
+        assert chunks.run_chunk(chunk.pk) is chunks.ChunkOutcome.DONE
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.error
     return run

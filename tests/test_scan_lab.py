@@ -6,7 +6,7 @@ import pytest
 
 from inventory.choices import HostStatus, PortState
 from inventory.models import Host, Service, Zone
-from scans import services
+from scans import chunks, services
 from scans.choices import ChangeKind, ChunkStatus, RunStatus
 from scans.models import Change, ScanProfile, ScanTarget
 from tests.lab import LAB_PORT_SPEC
@@ -27,10 +27,10 @@ def make_target(lab, hosts=range(1, 4), profile="quick", **fields):
 
 def scan(target, **kwargs):
     """Run every chunk in this process, as a worker would, and return the run."""
-    with mock.patch("scans.services._enqueue_on_commit"):
+    with mock.patch("scans.queueing.send_on_commit"):
         run = services.start_run(target, **kwargs)
     for chunk in run.chunks.all():
-        assert services.run_chunk(chunk.pk) is services.ChunkOutcome.DONE
+        assert chunks.run_chunk(chunk.pk) is chunks.ChunkOutcome.DONE
     run.refresh_from_db()
     return run
 
@@ -172,7 +172,7 @@ def test_a_redelivered_chunk_is_not_scanned_or_ingested_again(lab, settings, tmp
 
     # The broker delivers the same task again (a lost ack).
     chunk = run.chunks.get()
-    assert services.run_chunk(chunk.pk) is services.ChunkOutcome.DONE
+    assert chunks.run_chunk(chunk.pk) is chunks.ChunkOutcome.DONE
 
     assert log.read_text().count("x") == starts
     assert Change.objects.count() == changes
@@ -190,7 +190,7 @@ def test_ingesting_the_same_observations_twice_records_them_once(lab):
     before = Change.objects.count()
 
     # A second ingest of a chunk that already succeeded is refused by its guard.
-    services._ingest_chunk(chunk, coverage, [observation], None)
+    chunks._ingest_chunk(chunk, coverage, [observation], None)
 
     assert Change.objects.count() == before
     assert not Service.objects.filter(port=41443).exists()

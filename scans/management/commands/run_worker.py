@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from inventory.models import Zone
 from portwatch.celery import app
-from scans.services import queue_for_zone
+from scans.queueing import queue_for_zone
 from scans.worker import FollowZones, central_scan_queues
 
 
@@ -54,5 +54,11 @@ class Command(BaseCommand):
                 f"--concurrency={concurrency}",
                 f"--queues={','.join(queues)}",
                 f"--hostname={name}@%h",
+                # Gossip and mingle keep workers informed of each other through
+                # the broker; PortWatch's state is in the database and nothing
+                # reads them. Gossip also fails on every broker reconnection in
+                # Celery 5.7 ("Error on restarting Gossip"), see portwatch.broker.
+                "--without-gossip",
+                "--without-mingle",
             ]
         )

@@ -1,0 +1,89 @@
+"""Handing chunks to the broker, and noticing when the broker forgot them.
+
+A chunk's state lives in the database; its Celery task is only a nudge to a
+worker. So the nudge may be lost without losing the chunk: a publish the
+broker refused leaves ``sent_at`` empty, and a Redis server restarted without
+persistence (or flushed) forgets every message it held. Both are found by
+the sweep (``scans.sweep``), which sends the chunks again. Claiming a chunk
+is a conditional update, so a chunk sent twice still runs once.
+"""
+
+import logging
+import uuid
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from scans.models import ScanChunk
+
+logger = logging.getLogger(__name__)
+
+# A key PortWatch keeps in Redis. Redis loses it with everything else when it
+# restarts without persistence or is flushed: its absence says that queued
+# messages may have gone with it.
+BROKER_MARK_KEY = "portwatch:broker-mark"
+
+
+def queue_for_zone(zone) -> str:
+    """Each zone's chunks go to its own queue, consumed by that zone's workers."""
+    return f"scan.{zone.name}"
+
+
+def send_on_commit(zone, chunk_ids: list[int]) -> None:
+    """Send the chunks' tasks once the transaction that queued them commits."""
+    transaction.on_commit(lambda: send(zone, chunk_ids))
+
+
+def send(zone, chunk_ids: list[int]) -> int:
+    """Publish one task per chunk; record which were sent. Never raises.
+
+    The broker may be unreachable (Redis restarting): the chunks stay queued
+    with no ``sent_at`` and the scheduler's sweep sends them when it can.
+    """
+    from scans.tasks import scan_chunk  # noqa: PLC0415 - tasks import the modules that import this one
+
+    queue = queue_for_zone(zone)
+    sent = []
+    try:
+        for chunk_id in chunk_ids:
+            scan_chunk.apply_async(args=[chunk_id], queue=queue)
+            sent.append(chunk_id)
+    except Exception as error:  # kombu raises OperationalError and friends; all mean "not sent"
+        logger.warning(
+            "the broker did not take %d chunk task(s) of queue %s (%s); the scheduler will send them again",
+            len(chunk_ids) - len(sent),
+            queue,
+            error,
+        )
+    if sent:
+        ScanChunk.objects.filter(pk__in=sent).update(sent_at=timezone.now())
+    return len(sent)
+
+
+def broker_forgot() -> bool:
+    """True when the broker lost its messages since the last look (or this is the first look).
+
+    Only Redis can: the embedded filesystem broker keeps its messages in files.
+    The mark is set in the same call, so one caller acts on each loss.
+    """
+    if not settings.REDIS_URL:
+        return False
+    import redis  # noqa: PLC0415 - only where Redis is the broker
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        return bool(client.set(BROKER_MARK_KEY, uuid.uuid4().hex, nx=True))
+    finally:
+        client.close()
+
+
+def forget_mark() -> None:
+    """Undo ``broker_forgot`` when acting on the loss failed, so the next look acts again."""
+    import redis  # noqa: PLC0415 - only where Redis is the broker
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        client.delete(BROKER_MARK_KEY)
+    finally:
+        client.close()
