@@ -83,6 +83,10 @@ class ChangeKind(models.TextChoices):
     PORT_OPENED = "port_opened", "port opened"
     PORT_CLOSED = "port_closed", "port closed"
     PORT_FILTERED = "port_filtered", "port filtered"
+    # Open again after it was filtered: it was open before the filtering, so
+    # this is not a new port (a lossy link or a firewall blip), and the
+    # built-in alert rules stay quiet about it.
+    PORT_RETURNED = "port_returned", "port returned"
     SERVICE_CHANGED = "service_changed", "service changed"
 
 

@@ -1,8 +1,8 @@
 """Confirmation re-probe: a second look before a change that would alert.
 
-Before a chunk's changes are written, the ones that would alert (a port
-opened or closed on a host already in the inventory) are probed again with
-targeted nmap runs. A candidate the re-probe contradicts is left out of the
+Before a chunk's changes are written, the ones that would alert or mislead
+(a port opened, closed or filtered on a host already in the inventory) are
+probed again with targeted nmap runs. A candidate the re-probe contradicts is left out of the
 diff (not observed) instead of being recorded: a port that flickered during a
 restart must not page anyone. The first scan and the re-probe have to agree.
 
@@ -29,7 +29,9 @@ from scans.nmap_xml import HostObservation, NmapXmlReader
 logger = logging.getLogger(__name__)
 
 Key = tuple[str, str, int]  # address, protocol, port
-ALERTING_KINDS = (ChangeKind.PORT_OPENED, ChangeKind.PORT_CLOSED)
+# Opened and closed alert; filtered is confirmed too, since a single lost
+# answer (a lossy link) would otherwise record it, and the port's return then.
+CONFIRMED_KINDS = (ChangeKind.PORT_OPENED, ChangeKind.PORT_CLOSED, ChangeKind.PORT_FILTERED)
 
 
 @dataclass
@@ -53,7 +55,7 @@ def candidates(zone, coverage: Coverage, observations: list[HostObservation]) ->
     return {
         (change.address, change.protocol, change.port): change.after["state"]
         for change in result.changes()
-        if change.kind in ALERTING_KINDS and change.address not in discovered
+        if change.kind in CONFIRMED_KINDS and change.address not in discovered
     }
 
 

@@ -114,6 +114,7 @@ class DiffResult:
     port_opened: list[ChangeRecord] = field(default_factory=list)
     port_closed: list[ChangeRecord] = field(default_factory=list)
     port_filtered: list[ChangeRecord] = field(default_factory=list)
+    port_returned: list[ChangeRecord] = field(default_factory=list)
     service_changed: list[ChangeRecord] = field(default_factory=list)
     hosts: list[HostUpdate] = field(default_factory=list)
     services: list[ServiceUpdate] = field(default_factory=list)
@@ -126,6 +127,7 @@ class DiffResult:
             *self.port_opened,
             *self.port_closed,
             *self.port_filtered,
+            *self.port_returned,
             *self.service_changed,
         ]
 
@@ -258,8 +260,11 @@ def _diff_port(
 ) -> None:
     if service is None and state != PortState.OPEN:
         return  # a closed or filtered port never seen open is not inventory
-    if service is not None and service.state == state == PortState.CLOSED:
-        return  # still closed: nothing to write
+    if service is not None and service.state == PortState.CLOSED and state != PortState.OPEN:
+        # Still closed, or no answer where a closed port answered before: no
+        # answer says nothing new about a port that was closed. So the
+        # inventory's "filtered" always means "open, then no answer".
+        return
     update = _service_update(address, state, service, port, timed_out)
     result.services.append(update)
     kind = _port_change_kind(service, update)
@@ -270,12 +275,14 @@ def _diff_port(
 
 def _port_change_kind(service: KnownService | None, update: ServiceUpdate) -> str | None:
     if update.state == PortState.OPEN:
+        if service is not None and service.state == PortState.FILTERED:
+            return ChangeKind.PORT_RETURNED  # open before it was filtered: not a new port
         if service is None or service.state != PortState.OPEN:
             return ChangeKind.PORT_OPENED
         return ChangeKind.SERVICE_CHANGED if _service_differs(service, update) else None
     if service.state == PortState.OPEN:
         return ChangeKind.PORT_CLOSED if update.state == PortState.CLOSED else ChangeKind.PORT_FILTERED
-    return None  # closed <-> filtered: the state is kept, nobody is alerted
+    return None  # filtered -> closed: the state is kept, nobody is alerted
 
 
 def _service_update(

@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 BATCH_HOSTS = 500
 # Below this many changes a chunk never triggers ANALYZE (see _refresh_statistics).
 ANALYZE_MIN_CHANGES = 2000
-STATE_CHANGES = (ChangeKind.PORT_OPENED, ChangeKind.PORT_CLOSED, ChangeKind.PORT_FILTERED)
+STATE_CHANGES = (ChangeKind.PORT_OPENED, ChangeKind.PORT_CLOSED, ChangeKind.PORT_FILTERED, ChangeKind.PORT_RETURNED)
 
 
 @dataclass
@@ -296,7 +296,7 @@ def _flapping(result: DiffResult, host_ids: dict[str, int], now: datetime) -> di
     """For each port that toggles now: does that make FLAP_THRESHOLD within FLAP_WINDOW?"""
     toggles = {
         (host_ids[change.address], change.protocol, change.port)
-        for change in (*result.port_opened, *result.port_closed, *result.port_filtered)
+        for change in (*result.port_opened, *result.port_closed, *result.port_filtered, *result.port_returned)
     }
     if not toggles:
         return {}

@@ -534,7 +534,8 @@ WITH known AS (
         WHERE new_state IS NOT NULL
           -- closed or filtered and never seen open: not inventory, still closed: nothing to do
           AND NOT (service_id IS NULL AND new_state <> 'open')
-          AND NOT (service_id IS NOT NULL AND old_state = 'closed' AND new_state = 'closed')
+          -- still closed, or no answer where a closed port answered: nothing new (see scans.diff)
+          AND NOT (service_id IS NOT NULL AND old_state = 'closed' AND new_state <> 'open')
     ) o
 )
 SELECT m.host_id, m.protocol, m.port, m.service_id, m.new_state, m.old_state,
@@ -547,6 +548,8 @@ SELECT m.host_id, m.protocol, m.port, m.service_id, m.new_state, m.old_state,
        (m.service_id IS NULL OR m.old_name IS DISTINCT FROM m.new_name) AND NOT m.new_host AS decide,
        NULL::bigint AS policy_rule_id, NULL::varchar(16) AS policy_status, NULL::smallint AS risk,
        CASE
+           -- open before it was filtered: not a new port
+           WHEN m.new_state = 'open' AND m.old_state = 'filtered' THEN 'port_returned'
            WHEN m.new_state = 'open' AND (m.old_state IS NULL OR m.old_state <> 'open') THEN 'port_opened'
            WHEN m.new_state = 'open' AND m.old_identified AND m.new_identified
                 AND (m.old_name, m.old_product, m.old_version)
@@ -568,8 +571,8 @@ CREATE TEMP TABLE pw_flap ON COMMIT DROP AS
 SELECT u.host_id, u.protocol, u.port, count(c.id) + 1 >= %(flap_threshold)s AS flapping
 FROM pw_upd u
 LEFT JOIN scans_change c ON c.host_id = u.host_id AND c.protocol = u.protocol AND c.port = u.port
-     AND c.kind IN ('port_opened', 'port_closed', 'port_filtered') AND c.created_at > %(flap_since)s
-WHERE u.kind IN ('port_opened', 'port_closed', 'port_filtered')
+     AND c.kind IN ('port_opened', 'port_closed', 'port_filtered', 'port_returned') AND c.created_at > %(flap_since)s
+WHERE u.kind IN ('port_opened', 'port_closed', 'port_filtered', 'port_returned')
 GROUP BY u.host_id, u.protocol, u.port;
 """
 

@@ -107,6 +107,10 @@ class NetnsLab:
         """Drop TCP packets to address:port: nmap sees no answer, so "filtered"."""
         self._nft(f"add rule inet pwlab input ip daddr {address} tcp dport {port} drop")
 
+    def lossy_port(self, address: str, port: int, one_in: int = 2) -> None:
+        """Drop one in ``one_in`` TCP packets to address:port, at random: a lossy link."""
+        self._nft(f"add rule inet pwlab input ip daddr {address} tcp dport {port} numgen random mod {one_in} 0 drop")
+
     def drop_host(self, address: str) -> None:
         """Drop everything to ``address``, ARP included: nmap reports it down."""
         self._nft(

@@ -4,6 +4,8 @@ a filtered port reads as filtered, a silent host as unreachable, never as
 
 import pytest
 
+from alerts.choices import ChannelKind
+from alerts.models import AlertRule, Channel, Notification
 from inventory.choices import HostStatus, PortState
 from inventory.models import Host, Service, Zone
 from scans.choices import ChangeKind, RunStatus
@@ -77,3 +79,30 @@ def test_a_host_that_answers_again_returns(netns_lab, lab_target):
     assert kinds(back) == [(ChangeKind.HOST_RETURNED, h2, None)]
     service = Service.objects.get(host__address=h2, port=41022)
     assert (service.state, service.stale) == (PortState.OPEN, False)
+
+
+def test_a_lossy_link_never_alerts_about_a_port_that_was_open_all_along(netns_lab, lab_target):
+    """Half of the packets to one open port are dropped at random: ten scans raise no alert.
+
+    A scan may see the port filtered (every probe lost); the re-probe must see
+    that too before it is recorded, and the port coming back is "returned",
+    not "opened": it was open all along.
+    """
+    h2 = netns_lab.addresses[0]
+    netns_lab.listen(h2, 41022, 41080)
+    channel = Channel.objects.create(name="soc log", kind=ChannelKind.LOG)
+    channel.rules.set(AlertRule.objects.filter(built_in=True))
+    first = scan(lab_target)
+    assert (ChangeKind.PORT_OPENED, h2, 41022) in kinds(first)
+    alerted_before = Notification.objects.count()
+    netns_lab.lossy_port(h2, 41022)
+
+    seen = []
+    for _ in range(10):
+        run = scan(lab_target)
+        assert run.status == RunStatus.SUCCEEDED, run.error
+        seen.extend(kinds(run))
+
+    assert Notification.objects.count() == alerted_before, seen
+    assert not [change for change in seen if change[0] in (ChangeKind.PORT_OPENED, ChangeKind.PORT_CLOSED)], seen
+    assert {kind for kind, _, _ in seen} <= {ChangeKind.PORT_FILTERED, ChangeKind.PORT_RETURNED}, seen

@@ -61,6 +61,12 @@ TABLE = [
     Row("port_closed_when_probed", {(K.PORT_CLOSED, A, 80)}, {(A, 22): "open", (A, 80): "closed"}),
     # host up, port probed, filtered | open -> port_filtered (not closed)
     Row("port_filtered_is_not_closed", {(K.PORT_FILTERED, A, 80)}, {(A, 80): "filtered"}),
+    # host up, port probed, open | filtered (open before it was filtered) -> port_returned, not a new port
+    Row("port_returned_after_filtered", {(K.PORT_RETURNED, A, 80)}, {(A, 80): "open"}),
+    # host up, port probed, filtered | closed -> nothing: still closed (so "filtered" always means "was open")
+    Row("port_closed_then_filtered_stays_closed", set(), {(A, 22): "open", (A, 80): "closed"}),
+    # host up, port probed, open | closed, then no answer -> port_opened: it was closed, this is new
+    Row("port_opened_after_closed_then_filtered", {(K.PORT_OPENED, A, 80)}, {(A, 80): "open"}),
     # host up, port not in the probed set | open -> nothing
     Row("port_outside_probed_set_not_observed", set(), {(A, 22): "open", (A, 8080): "open"}),
     # host silent after a completed scan | up with open ports -> host_unreachable, ports kept and stale
