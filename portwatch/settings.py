@@ -167,8 +167,31 @@ SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600, minimum=300)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-if env_bool("BEHIND_TLS_PROXY", False):
+
+# One TLS-terminating proxy in front of gunicorn: its X-Forwarded-Proto says
+# whether the browser used HTTPS. Without it, the header is the client's own
+# word and is ignored.
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HTTPS only, on by default behind the proxy. Health probes and Prometheus
+# scrapes reach gunicorn over plain HTTP inside the network, past the proxy: a
+# redirect to https:// there would fail them, so those two paths answer as they are.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", BEHIND_TLS_PROXY, blank_is_default=True)
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
+# Browsers remember HSTS (sent on HTTPS responses only): a year by default behind the proxy.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if BEHIND_TLS_PROXY else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", BEHIND_TLS_PROXY, blank_is_default=True)
+# Asking browsers to preload HTTPS is a commitment for the whole registrable domain
+# and slow to undo: the domain's owner opts in, so Django's reminder (W021) is
+# answered here rather than by a default.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False, blank_is_default=True)
+if SECURE_HSTS_PRELOAD and not (SECURE_HSTS_INCLUDE_SUBDOMAINS and SECURE_HSTS_SECONDS >= 365 * 24 * 3600):
+    raise ImproperlyConfigured(
+        "SECURE_HSTS_PRELOAD=1 needs SECURE_HSTS_INCLUDE_SUBDOMAINS=1 and SECURE_HSTS_SECONDS of at least "
+        "31536000 (one year): browsers' preload lists accept nothing less."
+    )
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 # --- Scanning -----------------------------------------------------------------
 
