@@ -198,7 +198,7 @@ if SECURE_HSTS_PRELOAD and not (SECURE_HSTS_INCLUDE_SUBDOMAINS and SECURE_HSTS_S
     )
 SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
-# --- Logins: lockout (django-axes) ------------------------------------------------
+# --- Logins: lockout (django-axes) and the API's bad-token throttle ---------------
 
 AUTHENTICATION_BACKENDS = [
     # Refuses a locked-out (username, address) pair before any password is checked.
@@ -225,6 +225,10 @@ AXES_DISABLE_ACCESS_LOG = True
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
 # Whom the lockout page tells people to ask, e.g. "the security team (#sec-ops)".
 ADMIN_CONTACT = env_str("ADMIN_CONTACT", "") or "a PortWatch admin"
+# API_TOKEN_FAILURE_LIMIT bad tokens from one address, each within API_TOKEN_BLOCK_MINUTES
+# of the one before, refuse every token from it for API_TOKEN_BLOCK_MINUTES (portwatch.api.throttle).
+API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20, minimum=1)
+API_TOKEN_BLOCK_MINUTES = env_int("API_TOKEN_BLOCK_MINUTES", 15, minimum=1)
 
 # --- Scanning -----------------------------------------------------------------
 
@@ -355,6 +359,27 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(SCHEDULER_TICK_SECONDS)},
     },
 }
+
+# The cache holds counters every web process must share (the API's bad-token
+# throttle): Redis when there is one, otherwise files under var/ (`make run`
+# starts two gunicorn workers). Nothing in PortWatch empties the whole cache:
+# on Redis that would empty the broker's database too.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "portwatch",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+            "OPTIONS": {"MAX_ENTRIES": 10000},
+        }
+    }
 
 LOGGING = {
     "version": 1,

@@ -66,6 +66,7 @@ def test_local_secret_key_is_generated_once_under_var(tmp_path):
         ({"SECURE_HSTS_PRELOAD": "1", "SECURE_HSTS_SECONDS": "3600"}, "SECURE_HSTS_PRELOAD=1 needs"),
         ({"LOGIN_FAILURE_LIMIT": "0"}, "LOGIN_FAILURE_LIMIT=0 is below the minimum of 1"),
         ({"LOGIN_LOCKOUT_MINUTES": "a while"}, "LOGIN_LOCKOUT_MINUTES='a while' is not an integer"),
+        ({"API_TOKEN_FAILURE_LIMIT": "many"}, "API_TOKEN_FAILURE_LIMIT='many' is not an integer"),
     ],
 )
 def test_bad_settings_stop_the_process_with_the_variable_named(tmp_path, env, message):
