@@ -19,9 +19,12 @@ def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
-def env_bool(name: str, default: bool = False) -> bool:
+def env_bool(name: str, default: bool = False, *, blank_is_default: bool = False) -> bool:
+    """``blank_is_default``: an empty value means the default, not "off". For variables
+    whose default depends on another one: docker compose passes one the operator
+    left unset as empty."""
     raw = os.environ.get(name)
-    if raw is None:
+    if raw is None or (blank_is_default and raw.strip() == ""):
         return default
     value = raw.strip().lower()
     if value in _TRUE:

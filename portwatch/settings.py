@@ -8,6 +8,7 @@ process to the production stack.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -71,6 +72,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "inventory",
     "scans",
     "alerts",
@@ -88,6 +90,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portwatch.middleware.ContentSecurityPolicyMiddleware",
+    # Last, so the lockout page it swaps in still gets the headers above.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portwatch.urls"
@@ -167,8 +171,64 @@ SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600, minimum=300)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-if env_bool("BEHIND_TLS_PROXY", False):
+
+# One TLS-terminating proxy in front of gunicorn: its X-Forwarded-Proto says
+# whether the browser used HTTPS, and its X-Forwarded-For entry (the right-most)
+# is the client's address (portwatch.client_address). Without it, both
+# headers are the client's own words and are ignored.
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HTTPS only, on by default behind the proxy. Health probes and Prometheus
+# scrapes reach gunicorn over plain HTTP inside the network, past the proxy: a
+# redirect to https:// there would fail them, so those two paths answer as they are.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", BEHIND_TLS_PROXY, blank_is_default=True)
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
+# Browsers remember HSTS (sent on HTTPS responses only): a year by default behind the proxy.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if BEHIND_TLS_PROXY else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", BEHIND_TLS_PROXY, blank_is_default=True)
+# Asking browsers to preload HTTPS is a commitment for the whole registrable domain
+# and slow to undo: the domain's owner opts in, so Django's reminder (W021) is
+# answered here rather than by a default.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False, blank_is_default=True)
+if SECURE_HSTS_PRELOAD and not (SECURE_HSTS_INCLUDE_SUBDOMAINS and SECURE_HSTS_SECONDS >= 365 * 24 * 3600):
+    raise ImproperlyConfigured(
+        "SECURE_HSTS_PRELOAD=1 needs SECURE_HSTS_INCLUDE_SUBDOMAINS=1 and SECURE_HSTS_SECONDS of at least "
+        "31536000 (one year): browsers' preload lists accept nothing less."
+    )
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# --- Logins: lockout (django-axes) and the API's bad-token throttle ---------------
+
+AUTHENTICATION_BACKENDS = [
+    # Refuses a locked-out (username, address) pair before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# LOGIN_FAILURE_LIMIT failed logins as one username from one address lock that
+# pair out for LOGIN_LOCKOUT_MINUTES (0: until an admin unlocks it). The pair,
+# not the username alone, so that nobody can lock an admin out from elsewhere.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=0)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES) if LOGIN_LOCKOUT_MINUTES else None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "portwatch.client_address.client_address"
+AXES_LOCKOUT_CALLABLE = "portwatch.lockouts.lockout_response"
+# Each attempt during a lockout restarts it: the wait the page states holds, and
+# someone still guessing stays out.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_RESET_ON_SUCCESS = True
+# Successful logins are in the audit log; axes' own access log would be a second, unbounded copy.
+AXES_DISABLE_ACCESS_LOG = True
+# Axes keeps the POSTed form of failed attempts (the password always masked): not the CSRF token either.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
+# Whom the lockout page tells people to ask, e.g. "the security team (#sec-ops)".
+ADMIN_CONTACT = env_str("ADMIN_CONTACT", "") or "a PortWatch admin"
+# API_TOKEN_FAILURE_LIMIT bad tokens from one address, each within API_TOKEN_BLOCK_MINUTES
+# of the one before, refuse every token from it for API_TOKEN_BLOCK_MINUTES (portwatch.api.throttle).
+API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20, minimum=1)
+API_TOKEN_BLOCK_MINUTES = env_int("API_TOKEN_BLOCK_MINUTES", 15, minimum=1)
 
 # --- Scanning -----------------------------------------------------------------
 
@@ -310,6 +370,27 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(SCHEDULER_TICK_SECONDS)},
     },
 }
+
+# The cache holds counters every web process must share (the API's bad-token
+# throttle): Redis when there is one, otherwise files under var/ (`make run`
+# starts two gunicorn workers). Nothing in PortWatch empties the whole cache:
+# on Redis that would empty the broker's database too.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "portwatch",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+            "OPTIONS": {"MAX_ENTRIES": 10000},
+        }
+    }
 
 LOGGING = {
     "version": 1,

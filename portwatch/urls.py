@@ -1,13 +1,13 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from portwatch.account import ApiTokenView
+from portwatch.account import ApiTokenView, LockoutListView, LoginView, UnlockView
 from portwatch.ops import HealthView, MetricsView
 from portwatch.views import OverviewView
 
 urlpatterns = [
     path("", OverviewView.as_view(), name="overview"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("metrics", MetricsView.as_view(), name="metrics"),
     path("health", HealthView.as_view(), name="health"),
@@ -21,4 +21,6 @@ urlpatterns += [
     path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("account/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("account/api-token/", ApiTokenView.as_view(), name="api-token"),
+    path("lockouts/", LockoutListView.as_view(), name="lockout-list"),
+    path("lockouts/unlock/", UnlockView.as_view(), name="lockout-unlock"),
 ]

@@ -50,6 +50,15 @@ def _seed(request):
         seed_data()
 
 
+@pytest.fixture(autouse=True)
+def _no_token_throttle_carried_over():
+    """Every test client calls from 127.0.0.1: one test's bad API tokens must not count in the next."""
+    yield
+    from portwatch.api.throttle import TokenFailureThrottle
+
+    TokenFailureThrottle("127.0.0.1").forget()
+
+
 # --- personas ------------------------------------------------------------------
 
 PASSWORD = "correct horse battery staple"

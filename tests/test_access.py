@@ -144,6 +144,8 @@ MATRIX = [
     ("mute-create", "get", Role.REVIEWER, None),
     ("mute-create", "post", Role.REVIEWER, None),
     ("mute-end", "post", Role.REVIEWER, "mute"),
+    ("lockout-list", "get", Role.ADMIN, None),
+    ("lockout-unlock", "post", Role.ADMIN, None),
 ]
 CASES = [pytest.param(*case, id=f"{case[1]}-{case[0]}") for case in MATRIX]
 

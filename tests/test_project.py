@@ -1,6 +1,7 @@
 """Project-level checks: Django's checks, migrations, settings, deployment files."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -60,12 +61,78 @@ def test_local_secret_key_is_generated_once_under_var(tmp_path):
         ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
         ({"NMAP_HOST_TIMEOUT": "soon"}, "NMAP_HOST_TIMEOUT='soon' is not an integer"),
         ({"NMAP_HOST_TIMEOUT": "4000", "SCAN_CHUNK_SOFT_TIME_LIMIT": "3600"}, "Time limits must satisfy"),
+        ({"BEHIND_TLS_PROXY": "sometimes"}, "BEHIND_TLS_PROXY='sometimes' is not a boolean"),
+        ({"SECURE_HSTS_SECONDS": "-1"}, "SECURE_HSTS_SECONDS=-1 is below the minimum of 0"),
+        ({"SECURE_HSTS_PRELOAD": "1", "SECURE_HSTS_SECONDS": "3600"}, "SECURE_HSTS_PRELOAD=1 needs"),
+        ({"LOGIN_FAILURE_LIMIT": "0"}, "LOGIN_FAILURE_LIMIT=0 is below the minimum of 1"),
+        ({"LOGIN_LOCKOUT_MINUTES": "a while"}, "LOGIN_LOCKOUT_MINUTES='a while' is not an integer"),
+        ({"API_TOKEN_FAILURE_LIMIT": "many"}, "API_TOKEN_FAILURE_LIMIT='many' is not an integer"),
     ],
 )
 def test_bad_settings_stop_the_process_with_the_variable_named(tmp_path, env, message):
     result = _settings_in_subprocess({"PORTWATCH_VAR_DIR": str(tmp_path), **env})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def _check_deploy(tmp_path, **env) -> subprocess.CompletedProcess:
+    """`manage.py check --deploy` as production runs it: DEBUG off, a real key, the suite's PostgreSQL and Redis."""
+    clean = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SECRET_KEY", "DEBUG", "SECURE_", "BEHIND_TLS_PROXY", "SESSION_", "CSRF_"))
+    }
+    clean.update(
+        DJANGO_SETTINGS_MODULE="portwatch.settings",
+        PORTWATCH_VAR_DIR=str(tmp_path),
+        DEBUG="0",
+        # Random-looking and long, as check --deploy wants it (never used anywhere).
+        SECRET_KEY="kH3x9Qw2-deploy-check-only-Zp7Lm4Rt8Vb1Nc6Yd0Fs5Gj2Hk9Ua3Ie7Ow",
+        ALLOWED_HOSTS="portwatch.example.org",
+        DATABASE_URL=os.environ["DATABASE_URL"],
+        REDIS_URL=os.environ["REDIS_URL"],
+        **env,
+    )
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"SECURE_HSTS_PRELOAD": "1"},
+        # As docker compose passes the variables an operator left unset.
+        {"SECURE_SSL_REDIRECT": "", "SECURE_HSTS_SECONDS": "", "SECURE_HSTS_INCLUDE_SUBDOMAINS": ""},
+    ],
+    ids=["defaults", "preload", "compose-blanks"],
+)
+def test_check_deploy_passes_on_the_production_configuration(tmp_path, env):
+    result = _check_deploy(tmp_path, BEHIND_TLS_PROXY="1", **env)
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "warnings"),
+    [
+        ({}, {"security.W004", "security.W008"}),
+        ({"BEHIND_TLS_PROXY": "1", "SECURE_SSL_REDIRECT": "0"}, {"security.W008"}),
+        ({"BEHIND_TLS_PROXY": "1", "SECURE_HSTS_SECONDS": "0"}, {"security.W004"}),
+        ({"BEHIND_TLS_PROXY": "1", "SECURE_HSTS_INCLUDE_SUBDOMAINS": "0"}, {"security.W005"}),
+        ({"BEHIND_TLS_PROXY": "1", "SESSION_COOKIE_SECURE": "0"}, {"security.W012"}),
+    ],
+    ids=["no-tls-proxy", "no-redirect", "no-hsts", "no-subdomains", "plain-session-cookie"],
+)
+def test_check_deploy_names_what_the_environment_turned_off(tmp_path, env, warnings):
+    result = _check_deploy(tmp_path, **env)
+    assert result.returncode != 0
+    assert set(re.findall(r"\((security\.W\d+)\)", result.stderr)) == warnings
 
 
 def _compose_command() -> list[str] | None:

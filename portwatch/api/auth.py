@@ -9,13 +9,18 @@ from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication, get_authorization_header
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+from portwatch.api.throttle import TokenFailureThrottle
 from portwatch.roles import Role, role_of
 
 # --- authentication ---------------------------------------------------------------
 
 
 class TokenOrBearerAuthentication(TokenAuthentication):
-    """``Authorization: Token <key>`` or ``Authorization: Bearer <key>``; per-user, revocable keys."""
+    """``Authorization: Token <key>`` or ``Authorization: Bearer <key>``; per-user, revocable keys.
+
+    Bad tokens are counted per client address, here because DRF's throttle
+    classes never see a request that failed authentication (``throttle``).
+    """
 
     keywords = (b"token", b"bearer")
 
@@ -23,6 +28,15 @@ class TokenOrBearerAuthentication(TokenAuthentication):
         parts = get_authorization_header(request).split()
         if not parts or parts[0].lower() not in self.keywords:
             return None
+        throttle = TokenFailureThrottle.for_request(request)
+        throttle.check()
+        try:
+            return self._authenticate_key(parts)
+        except exceptions.AuthenticationFailed:
+            throttle.failed()
+            raise
+
+    def _authenticate_key(self, parts: list[bytes]):
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Send the header as: Authorization: Token <key>.")
         try:
