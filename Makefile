@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run demo test lint format ensure-nmap ensure-chromium ensure-ndiff clean bench-pipeline bench-ingest bench-pages bench-alerts
+.PHONY: run demo test test-sqlite lint format ensure-nmap ensure-chromium ensure-ndiff clean bench-pipeline bench-ingest bench-pages bench-alerts
 
 # --- set-up ---------------------------------------------------------------------
 
@@ -72,8 +72,15 @@ ensure-chromium:
 	  fi; \
 	fi
 
+# The suite on PostgreSQL and Redis, then the tests marked `sqlite` again on the
+# embedded default (a fresh SQLite file in WAL mode and the filesystem broker,
+# in a temporary directory): what `make run` gives every new user.
 test: $(VENV)/.dev ensure-nmap ensure-chromium lint
 	python -m tests.stack python -m pytest $(PYTEST_ARGS)
+	PORTWATCH_TEST_DB=sqlite python -m pytest $(PYTEST_ARGS)
+
+test-sqlite: $(VENV)/.dev
+	PORTWATCH_TEST_DB=sqlite python -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var

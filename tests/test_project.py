@@ -116,3 +116,21 @@ def test_the_suites_nmap_refuses_targets_outside_loopback(tmp_path):
         [sys.executable, settings.NMAP_PATH, "-sn", "-iL", str(targets)], capture_output=True, text=True, check=False
     )
     assert result.returncode != 0 and "refusing to scan outside 127.0.0.0/8: 198.18.20.0/29" in result.stderr
+
+
+@pytest.mark.sqlite
+@pytest.mark.django_db
+def test_the_sqlite_run_is_a_fresh_file_in_wal_mode_never_the_users_var():
+    """The SQLite run (make test-sqlite) tests the embedded default as `make run` configures it."""
+    from django.conf import settings
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("checks the SQLite run's own database (make test-sqlite)")
+    database = Path(connection.settings_dict["NAME"])
+    assert database.is_file() and database.parent == settings.VAR_DIR
+    assert not database.resolve().is_relative_to(ROOT)
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+    assert settings.CELERY_BROKER_URL == "filesystem://"
