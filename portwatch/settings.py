@@ -353,6 +353,7 @@ SPECTACULAR_SETTINGS = {
         "ChangeKindEnum": "scans.choices.ChangeKind",
         "RunStatusEnum": "scans.choices.RunStatus",
         "ChunkStatusEnum": "scans.choices.ChunkStatus",
+        "ScopeActionEnum": "scans.choices.ScopeAction",
         "ChannelKindEnum": "alerts.choices.ChannelKind",
         "NotificationKindEnum": "alerts.choices.NotificationKind",
         "NotificationStatusEnum": "alerts.choices.NotificationStatus",

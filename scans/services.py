@@ -1,4 +1,4 @@
-"""Scan workflows: plan a run, run a chunk, finalize, cancel, schedule, sweep.
+"""Scan workflows: plan a run, run a chunk, finalize, cancel, schedule, sweep; change the scan scope.
 
 Celery tasks (``scans.tasks``) are thin wrappers around these functions, so
 tests can call them directly. State lives in the database: every transition
@@ -18,11 +18,12 @@ from enum import Enum
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from inventory import snapshots
+from inventory import audit, snapshots
 from inventory.models import Service
 from inventory.ports import PortSet
 from scans import confirm
@@ -30,7 +31,7 @@ from scans.choices import ChunkStatus, RunStatus, ScheduleKind, Trigger
 from scans.constants import DEFAULT_CHUNK_SIZE, ERROR_TEXT_MAX, MAX_CHUNK_ATTEMPTS
 from scans.diff import Coverage
 from scans.ingest import ingest
-from scans.models import ScanChunk, ScanRun, ScanTarget
+from scans.models import ScanChunk, ScanRun, ScanTarget, ScopeRule
 from scans.nmap_runner import NmapNotFound, run_nmap
 from scans.nmap_xml import NmapXmlError, NmapXmlReader
 from scans.profiles import is_privileged, nmap_options, reprobe_options
@@ -536,3 +537,33 @@ def expire_flapping(now: datetime | None = None) -> int:
     now = now or timezone.now()
     settled_before = now - timedelta(minutes=settings.FLAP_WINDOW_MINUTES)
     return Service.objects.filter(flapping=True, last_changed__lt=settled_before).update(flapping=False)
+
+
+# --- the scan scope: one way to change it for the page, the API and manage.py scope ---------------
+
+
+class ScopeRuleLocked(Exception):
+    """A built-in exclusion (link-local, cloud metadata): never removed."""
+
+
+def add_scope_rule(form, actor, *, summary: str = "") -> ScopeRule:
+    """Save a rule that ``scans.forms.ScopeRuleForm`` accepted, with its audit entry.
+
+    Raises ValidationError if another rule for the network was saved since the form looked.
+    """
+    form.instance.created_by = actor if getattr(actor, "pk", None) else None
+    try:
+        with transaction.atomic():
+            rule = form.save()
+            audit.record(actor, "scope.add", rule, summary=summary, after=audit.snapshot(rule))
+    except IntegrityError:
+        raise ValidationError(f"There is already a rule for {form.instance.network}.") from None
+    return rule
+
+
+def remove_scope_rule(rule: ScopeRule, actor, *, summary: str = "") -> None:
+    if rule.locked:
+        raise ScopeRuleLocked(f"{rule.network} is a built-in exclusion and cannot be removed.")
+    with transaction.atomic():
+        audit.record(actor, "scope.remove", rule, summary=summary, before=audit.snapshot(rule))
+        rule.delete()
