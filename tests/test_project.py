@@ -1,6 +1,7 @@
 """Project-level checks: Django's checks, migrations, settings, deployment files."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -134,3 +135,72 @@ def test_the_sqlite_run_is_a_fresh_file_in_wal_mode_never_the_users_var():
         cursor.execute("PRAGMA journal_mode")
         assert cursor.fetchone()[0] == "wal"
     assert settings.CELERY_BROKER_URL == "filesystem://"
+
+
+# --- `python3 manage.py ...` from a plain shell (README, pages and messages say so) ---------------------
+
+# Where users are told to run a command, it is `python3 manage.py NAME`.
+USER_FACING = [ROOT / "README.md", *ROOT.glob("templates/**/*.html"), *ROOT.glob("*/management/commands/*.py")]
+USER_FACING += [ROOT / "portwatch" / "health.py", ROOT / "inventory" / "baseline.py"]
+
+
+def _python_outside_the_virtualenv() -> str:
+    """The interpreter the test's virtualenv was made from: a plain `python3` with none of our packages."""
+    return getattr(sys, "_base_executable", None) or str(Path(sys.base_prefix) / "bin" / "python3")
+
+
+def _plain_shell(tmp_path) -> dict:
+    venv_bin = str(Path(sys.prefix) / "bin")
+    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+    env["PATH"] = os.pathsep.join(part for part in env.get("PATH", "").split(os.pathsep) if part != venv_bin)
+    env["PORTWATCH_VAR_DIR"] = str(tmp_path)
+    return env
+
+
+@pytest.fixture
+def checkout_venv():
+    if not (ROOT / ".venv" / "bin" / "python").exists():
+        pytest.skip("no .venv in the checkout (make run and make test create it)")
+
+
+def test_manage_py_run_by_a_python_outside_any_virtualenv_runs_in_the_checkouts_venv(tmp_path, checkout_venv):
+    """From another directory too, as `python3 /opt/portwatch/manage.py ...` in a cron job."""
+    code = "import sys; print('prefix=' + sys.prefix)"
+    command = [_python_outside_the_virtualenv(), str(ROOT / "manage.py"), "shell", "-c", code]
+    result = subprocess.run(command, cwd=tmp_path, env=_plain_shell(tmp_path), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    prefix = re.search(r"^prefix=(.*)$", result.stdout, re.MULTILINE).group(1)
+    assert Path(prefix).resolve() == (ROOT / ".venv").resolve()
+
+
+def test_every_command_the_readme_pages_and_messages_name_exists_and_is_spelled_python3(tmp_path, checkout_venv):
+    named = set()
+    for path in USER_FACING:
+        text = path.read_text()
+        assert not re.search(r"(?<![\w/.])python manage\.py", text), f"{path}: say python3 manage.py"
+        named |= set(re.findall(r"python3 manage\.py (\w+)", text))
+    assert {"demo", "ensure_admin", "changepassword", "scope", "api_token", "verify_audit", "run_worker"} <= named
+    listed = subprocess.run(
+        [_python_outside_the_virtualenv(), "manage.py", "help", "--commands"],
+        cwd=ROOT,
+        env=_plain_shell(tmp_path),
+        capture_output=True,
+        text=True,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert named <= set(listed.stdout.split())
+
+
+def test_manage_py_without_a_virtualenv_says_how_to_set_one_up(tmp_path):
+    python = _python_outside_the_virtualenv()
+    if subprocess.run([python, "-c", "import django"], capture_output=True).returncode == 0:
+        pytest.skip(f"{python} has Django installed outside any virtualenv")
+    checkout = tmp_path / "checkout"  # a checkout before `make run`: no .venv
+    checkout.mkdir()
+    shutil.copy(ROOT / "manage.py", checkout / "manage.py")
+    result = subprocess.run(
+        [python, "manage.py", "migrate"], cwd=checkout, env=_plain_shell(tmp_path), capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "make run" in result.stderr and "pip install -r requirements.txt" in result.stderr
+    assert "Traceback" not in result.stderr

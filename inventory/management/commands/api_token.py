@@ -1,8 +1,8 @@
 """API tokens from the command line: what the account page and /api/tokens/ do.
 
-    manage.py api_token list
-    manage.py api_token create USERNAME [--service-account ROLE] [--user NAME]
-    manage.py api_token revoke USERNAME [--user NAME]
+    python3 manage.py api_token list
+    python3 manage.py api_token create USERNAME [--service-account ROLE] [--user NAME]
+    python3 manage.py api_token revoke USERNAME [--user NAME]
 
 ``create`` prints the key alone on standard output, once (``TOKEN=$(python3
 manage.py api_token create prometheus --service-account viewer)``); an

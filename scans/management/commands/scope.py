@@ -1,9 +1,9 @@
 """The scan scope from the command line: what the Scope page shows and changes.
 
-    manage.py scope list
-    manage.py scope allow 203.0.113.0/24 --reason "our public range" [--user NAME]
-    manage.py scope exclude 10.9.0.0/16 --reason "the payment network" [--user NAME]
-    manage.py scope remove 203.0.113.0/24 [--user NAME]
+    python3 manage.py scope list
+    python3 manage.py scope allow 203.0.113.0/24 --reason "our public range" [--user NAME]
+    python3 manage.py scope exclude 10.9.0.0/16 --reason "the payment network" [--user NAME]
+    python3 manage.py scope remove 203.0.113.0/24 [--user NAME]
 
 New rules are checked by the page's form (``ScopeRuleForm``) and every change
 is audited, as the acting ``--user`` (an admin) or as PortWatch itself. A bad
@@ -77,7 +77,7 @@ class Command(BaseCommand):
             raise CommandError(error.messages[0]) from None
         rule = ScopeRule.objects.filter(network=canonical).first()
         if rule is None:
-            raise CommandError(f"There is no scope rule for {canonical} (manage.py scope list shows them).")
+            raise CommandError(f"There is no scope rule for {canonical} (python3 manage.py scope list shows them).")
         try:
             services.remove_scope_rule(rule, actor, summary=SUMMARY)
         except services.ScopeRuleLocked as error:
