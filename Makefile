@@ -37,7 +37,7 @@ run: $(VENV)/.runtime ensure-nmap
 	python manage.py migrate --noinput
 	python manage.py collectstatic --noinput -v0
 	python manage.py ensure_admin
-	@echo "PortWatch is starting on http://127.0.0.1:8000 (Ctrl-C stops it)."
+	@echo "PortWatch is starting on $$(python -c 'from portwatch.env import bind_url; print(bind_url())') (Ctrl-C stops it)."
 	honcho start -f Procfile
 
 # --- demo: the same, plus pretend servers on loopback that change every few minutes --
@@ -48,7 +48,7 @@ demo: $(VENV)/.runtime ensure-nmap
 	python manage.py collectstatic --noinput -v0
 	python manage.py ensure_admin
 	python manage.py demo --setup-only $(DEMO_ARGS)
-	@echo "PortWatch and the demo fleet are starting (Ctrl-C stops them)."
+	@echo "PortWatch and the demo fleet are starting on $$(python -c 'from portwatch.env import bind_url; print(bind_url())') (Ctrl-C stops them)."
 	honcho start -f Procfile.demo
 
 # --- test: lint, then the whole suite on PostgreSQL and Redis ----------------------

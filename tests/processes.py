@@ -1,4 +1,4 @@
-"""Real PortWatch processes for tests and benchmarks: Celery workers, waiting."""
+"""Real PortWatch processes for tests and benchmarks: Celery workers and beat, the web server, waiting."""
 
 import os
 import signal
@@ -80,6 +80,22 @@ class WorkerProcess(_Process):
         """PIDs of the pool processes (children of the main worker process)."""
         out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
         return [int(pid) for pid in out.stdout.split()]
+
+
+class BeatProcess(_Process):
+    """Celery beat as the Procfile starts it (``manage.py run_beat``), in its own process group."""
+
+    def __init__(self, log_path: Path, *args: str, **env):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "run_beat", *args],
+            cwd=ROOT,
+            env=process_env(**env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 class WebProcess(_Process):

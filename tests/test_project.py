@@ -204,3 +204,26 @@ def test_manage_py_without_a_virtualenv_says_how_to_set_one_up(tmp_path):
     assert result.returncode == 1
     assert "make run" in result.stderr and "pip install -r requirements.txt" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("bind", "url"),
+    [
+        (None, "http://127.0.0.1:8000"),
+        ("", "http://127.0.0.1:8000"),
+        ("127.0.0.1:18080", "http://127.0.0.1:18080"),
+        ("0.0.0.0:9000", "http://127.0.0.1:9000"),
+        ("[::]:9000", "http://[::1]:9000"),
+        ("[::1]", "http://[::1]:8000"),
+        ("portwatch.example.org", "http://portwatch.example.org:8000"),
+    ],
+)
+def test_make_run_and_site_url_follow_portwatch_bind(monkeypatch, bind, url):
+    """What `make run` prints and SITE_URL's default: a browser on this machine reaches it there."""
+    from portwatch.env import bind_url
+
+    if bind is None:
+        monkeypatch.delenv("PORTWATCH_BIND", raising=False)
+    else:
+        monkeypatch.setenv("PORTWATCH_BIND", bind)
+    assert bind_url() == url
