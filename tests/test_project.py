@@ -227,3 +227,19 @@ def test_make_run_and_site_url_follow_portwatch_bind(monkeypatch, bind, url):
     else:
         monkeypatch.setenv("PORTWATCH_BIND", bind)
     assert bind_url() == url
+
+
+def test_the_readme_configuration_table_names_every_setting_read_from_the_environment():
+    read = set(
+        re.findall(r"env_(?:str|bool|int|list)\(\s*\"([A-Z_]+)\"", (ROOT / "portwatch" / "settings.py").read_text())
+    )
+    read |= {"PORTWATCH_BIND"}  # read by portwatch.env.bind_url (and the Procfile)
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = {
+        name
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for name in re.findall(r"`([A-Z_]+)`", row.split("|")[1])
+    }
+    assert read - documented == set()
