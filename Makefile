@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run demo test lint format ensure-nmap ensure-chromium ensure-ndiff clean bench-pipeline bench-ingest bench-pages bench-alerts
+.PHONY: run demo test test-sqlite lint format ensure-nmap ensure-chromium ensure-ndiff clean bench-pipeline bench-ingest bench-pages bench-alerts
 
 # --- set-up ---------------------------------------------------------------------
 
@@ -37,7 +37,7 @@ run: $(VENV)/.runtime ensure-nmap
 	python manage.py migrate --noinput
 	python manage.py collectstatic --noinput -v0
 	python manage.py ensure_admin
-	@echo "PortWatch is starting on http://127.0.0.1:8000 (Ctrl-C stops it)."
+	@echo "PortWatch is starting on $$(python -c 'from portwatch.env import bind_url; print(bind_url())') (Ctrl-C stops it)."
 	honcho start -f Procfile
 
 # --- demo: the same, plus pretend servers on loopback that change every few minutes --
@@ -48,7 +48,7 @@ demo: $(VENV)/.runtime ensure-nmap
 	python manage.py collectstatic --noinput -v0
 	python manage.py ensure_admin
 	python manage.py demo --setup-only $(DEMO_ARGS)
-	@echo "PortWatch and the demo fleet are starting (Ctrl-C stops them)."
+	@echo "PortWatch and the demo fleet are starting on $$(python -c 'from portwatch.env import bind_url; print(bind_url())') (Ctrl-C stops them)."
 	honcho start -f Procfile.demo
 
 # --- test: lint, then the whole suite on PostgreSQL and Redis ----------------------
@@ -72,8 +72,15 @@ ensure-chromium:
 	  fi; \
 	fi
 
+# The suite on PostgreSQL and Redis, then the tests marked `sqlite` again on the
+# embedded default (a fresh SQLite file in WAL mode and the filesystem broker,
+# in a temporary directory): what `make run` gives every new user.
 test: $(VENV)/.dev ensure-nmap ensure-chromium lint
 	python -m tests.stack python -m pytest $(PYTEST_ARGS)
+	PORTWATCH_TEST_DB=sqlite python -m pytest $(PYTEST_ARGS)
+
+test-sqlite: $(VENV)/.dev
+	PORTWATCH_TEST_DB=sqlite python -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var

@@ -21,8 +21,6 @@ Observed addresses are in 127.0.0.0/8; nothing is scanned.
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import time
 import urllib.request
 
@@ -61,7 +59,7 @@ def main() -> None:
     from alerts.choices import ChannelKind
     from alerts.models import AlertRule, Channel, Notification
     from tests.factories import observe
-    from tests.processes import ROOT, WorkerProcess, process_env
+    from tests.processes import BeatProcess, WorkerProcess
     from tests.receivers import WebhookReceiver
 
     receiver = WebhookReceiver()
@@ -70,12 +68,9 @@ def main() -> None:
     log_dir = settings.VAR_DIR / "bench-alerts"
     log_dir.mkdir(parents=True, exist_ok=True)
     worker = WorkerProcess(log_dir / "alerts-worker.log", "--alerts")
-    beat_log = open(log_dir / "beat.log", "wb")  # noqa: SIM115 - closed below
-    beat = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portwatch", "beat", "--loglevel", "WARNING",
-         "--schedule", str(log_dir / "celerybeat-schedule")],
-        cwd=ROOT, env=process_env(), stdout=beat_log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    beat = BeatProcess(
+        log_dir / "beat.log", "--loglevel", "WARNING", "--schedule", str(log_dir / "celerybeat-schedule")
+    )
     committed: dict[str, float] = {}
     try:
         # Warm-up (imports, connections) is not measured.
@@ -103,9 +98,7 @@ def main() -> None:
         time.sleep(1)  # late duplicates, if any, arrive too
     finally:
         worker.stop()
-        beat.terminate()
-        beat.wait(timeout=20)
-        beat_log.close()
+        beat.stop()
         receiver.stop()
 
     first_seen: dict[str, float] = {}

@@ -26,7 +26,7 @@ from inventory.models import Host, PortRule, Tag, Zone
 VERSION = 1
 HEADER = (
     "# PortWatch baseline: the port rules. Review changes to it like code, then apply it with\n"
-    "#   python manage.py import_baseline FILE\n"
+    "#   python3 manage.py import_baseline FILE\n"
     "# scope is one of: global, zone, tag, cidr, host; ports is a port or a range such as 8000-8100.\n"
 )
 RULE_KEYS = {"id", "decision", "scope", "zone", "tag", "cidr", "host", "protocol", "ports", "justification"}

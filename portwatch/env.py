@@ -54,3 +54,23 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if raw is None:
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+DEFAULT_BIND = "127.0.0.1:8000"
+
+
+def bind_url(bind: str | None = None) -> str:
+    """Where a browser on this machine reaches a web server bound to ``bind`` (gunicorn's HOST:PORT).
+
+    ``bind`` defaults to PORTWATCH_BIND, read as the Procfile reads it (unset
+    or empty: 127.0.0.1:8000). A wildcard address is reached on loopback.
+    """
+    bind = (os.environ.get("PORTWATCH_BIND") if bind is None else bind) or DEFAULT_BIND
+    host, port = bind, "8000"  # gunicorn's port when the bind names none
+    if bind.startswith("["):  # [IPv6]:port
+        host, _, rest = bind.partition("]")
+        host, port = f"{host}]", rest.removeprefix(":") or port
+    elif ":" in bind:
+        host, _, port = bind.rpartition(":")
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)  # noqa: S104 - reading a bind
+    return f"http://{host}:{port}"

@@ -74,7 +74,7 @@ def check_workers() -> Check:
         return Check(
             FAILING,
             f"no running worker consumes {', '.join(missing)} (workers: {names}). "
-            "Start one with 'manage.py run_worker' (scans), 'run_worker --alerts' (alerts) "
+            "Start one with 'python3 manage.py run_worker' (scans), 'run_worker --alerts' (alerts) "
             "or 'run_worker --zone NAME' (a zone's scans).",
         )
     return Check(OK, f"{len(workers)} worker{'s' if len(workers) != 1 else ''}: {names}")

@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from portwatch.env import env_bool, env_int, env_list, env_str
+from portwatch.env import bind_url, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PORTWATCH_VAR_DIR", str(BASE_DIR / "var")))
@@ -55,10 +55,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # Where links in alerts and emails point to, e.g. https://portwatch.example.org
 # Default: where `make run` serves (PORTWATCH_BIND, as the Procfile reads it; a
 # wildcard bind is reached on loopback).
-_bind_host, _, _bind_port = env_str("PORTWATCH_BIND", "127.0.0.1:8000").rpartition(":")
-if _bind_host in ("", "0.0.0.0", "[::]"):  # noqa: S104 - reading the bind address, not binding
-    _bind_host = "127.0.0.1"
-SITE_URL = env_str("SITE_URL", f"http://{_bind_host}:{_bind_port}").rstrip("/")
+SITE_URL = env_str("SITE_URL", bind_url()).rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -446,6 +443,7 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "scans.choices.RunStatus",
         "ChunkStatusEnum": "scans.choices.ChunkStatus",
         "AttemptOutcomeEnum": "scans.choices.AttemptOutcome",
+        "ScopeActionEnum": "scans.choices.ScopeAction",
         "ChannelKindEnum": "alerts.choices.ChannelKind",
         "NotificationKindEnum": "alerts.choices.NotificationKind",
         "NotificationStatusEnum": "alerts.choices.NotificationStatus",

@@ -1,7 +1,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from portwatch.account import ApiTokenView, LockoutListView, LoginView, UnlockView
+from portwatch.account import ApiTokenView
+from portwatch.login_views import LockoutListView, LoginView, UnlockView
 from portwatch.ops import HealthView, MetricsView
 from portwatch.views import OverviewView
 

@@ -1,9 +1,10 @@
-"""The scan engine's API: changes, targets, schedules, profiles, runs and imports.
+"""The scan engine's API: changes, targets, schedules, profiles, runs, imports and the scan scope.
 
-Targets, schedules and profiles are validated by the pages' forms (targets
-are parsed and checked against the scan scope there); runs start and stop
-through ``scans.services`` and imports through ``scans.imports``, with the
-same audit entries as the pages.
+Targets, schedules, profiles and scope rules are validated by the pages'
+forms (targets are parsed and checked against the scan scope there); runs
+start and stop and scope rules are added and removed through
+``scans.services``, imports go through ``scans.imports``, with the same
+audit entries as the pages.
 """
 
 import django_filters
@@ -22,13 +23,13 @@ from inventory.choices import Protocol
 from inventory.constants import DEFAULT_ZONE, PORT_MAX, PORT_MIN
 from inventory.models import Zone
 from portwatch.api.base import FormSerializer, RoleMixin, save_audited
-from scans import services
-from scans.choices import PortScope, RunStatus, ScanType, ScheduleKind, Timing, Trigger
+from scans import scope_rules, services
+from scans.choices import PortScope, RunStatus, ScanType, ScheduleKind, ScopeAction, Timing, Trigger
 from scans.constants import NSE_SCRIPT_ALLOWLIST
 from scans.filters import ChangeFilter
-from scans.forms import DEFAULT_PROFILE, ImportForm, ScanProfileForm, ScanTargetForm
+from scans.forms import DEFAULT_PROFILE, ImportForm, ScanProfileForm, ScanTargetForm, ScopeRuleForm
 from scans.imports import import_nmap_xml
-from scans.models import Change, ChunkAttempt, ScanChunk, ScanProfile, ScanRun, ScanTarget
+from scans.models import Change, ChunkAttempt, ScanChunk, ScanProfile, ScanRun, ScanTarget, ScopeRule
 from scans.nmap_xml import NmapXmlError
 from scans.scope import ScopeError
 from scans.targets import TargetSpecError
@@ -440,6 +441,68 @@ class ImportViewSet(RoleMixin, viewsets.GenericViewSet):
         return Response(RunDetailSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
+# --- the scan scope ------------------------------------------------------------------------------------
+
+
+class ScopeRuleSerializer(FormSerializer):
+    """A network PortWatch may scan (allow) or must never touch (exclude); validated by the Scope page's form."""
+
+    form_class = ScopeRuleForm
+
+    id = serializers.IntegerField(read_only=True)
+    network = serializers.CharField(
+        max_length=64, help_text="An address or a network, e.g. 203.0.113.0/24; stored as the network it names."
+    )
+    action = serializers.ChoiceField(choices=ScopeAction.choices, help_text="Exclusions win over allows.")
+    reason = serializers.CharField(max_length=200)
+    locked = serializers.BooleanField(read_only=True, help_text="A built-in exclusion: it cannot be removed.")
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None, allow_null=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+    def save_form(self):
+        return scope_rules.add_scope_rule(self.form, self.context["request"].user)
+
+
+class ScopeRuleFilter(django_filters.FilterSet):
+    action = django_filters.ChoiceFilter(choices=ScopeAction.choices)
+
+    class Meta:
+        model = ScopeRule
+        fields = ["action", "locked"]
+
+
+class ScopeRuleViewSet(
+    RoleMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The scan scope: everyone reads it, admins add and remove rules (audited), as on the Scope page.
+
+    An address is scanned only when an allow rule covers it and no exclude rule
+    does. Built-in exclusions (link-local, cloud metadata) cannot be removed (403).
+    """
+
+    serializer_class = ScopeRuleSerializer
+    filterset_class = ScopeRuleFilter
+    lookup_value_regex = r"[0-9]+"
+
+    def get_queryset(self):
+        return ScopeRule.objects.select_related("created_by")
+
+    @extend_schema(responses={204: None, 403: OpenApiResponse(description="A built-in exclusion, or not an admin.")})
+    def destroy(self, request, *args, **kwargs):
+        return super().destroy(request, *args, **kwargs)
+
+    def perform_destroy(self, rule):
+        try:
+            scope_rules.remove_scope_rule(rule, self.request.user)
+        except scope_rules.ScopeRuleLocked as error:
+            raise exceptions.PermissionDenied(str(error)) from None
+
+
 def register(router) -> None:
     router.register("changes", ChangeViewSet, basename="change")
     router.register("targets", TargetViewSet, basename="target")
@@ -447,3 +510,4 @@ def register(router) -> None:
     router.register("profiles", ProfileViewSet, basename="profile")
     router.register("runs", RunViewSet, basename="run")
     router.register("imports", ImportViewSet, basename="import")
+    router.register("scope", ScopeRuleViewSet, basename="scope-rule")

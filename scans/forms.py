@@ -169,6 +169,15 @@ class ScanProfileForm(forms.ModelForm):
         return cleaned
 
 
+def canonical_network(text: str) -> str:
+    """How a scope rule stores a network: ``203.0.113.7/24`` is ``203.0.113.0/24``."""
+    text = text.strip()
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise forms.ValidationError(f"{text[:60]!r} is not an address or a network.", code="invalid") from None
+
+
 class ScopeRuleForm(forms.ModelForm):
     class Meta:
         model = ScopeRule
@@ -176,12 +185,7 @@ class ScopeRuleForm(forms.ModelForm):
         help_texts = {"network": "An address or a network such as 203.0.113.0/24 or 2001:db8::/64."}
 
     def clean_network(self):
-        text = self.cleaned_data["network"].strip()
-        try:
-            network = ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            raise forms.ValidationError(f"{text[:60]!r} is not an address or a network.", code="invalid") from None
-        canonical = str(network)
+        canonical = canonical_network(self.cleaned_data["network"])
         if ScopeRule.objects.filter(network=canonical).exists():
             raise forms.ValidationError(f"There is already a rule for {canonical}.")
         return canonical

@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
@@ -13,7 +13,7 @@ from inventory import audit
 from inventory.audit import AuditedFormMixin
 from inventory.views import FilteredListView
 from portwatch.roles import Role, RoleRequiredMixin, has_role
-from scans import services
+from scans import scope_rules, services
 from scans.filters import ChangeFilter
 from scans.forms import ImportForm, ScanProfileForm, ScanTargetForm, ScopeRuleForm
 from scans.imports import import_nmap_xml
@@ -225,10 +225,11 @@ class ScopeView(RoleRequiredMixin, View):
         form = ScopeRuleForm(request.POST)
         if not form.is_valid():
             return self.get(request, form)
-        form.instance.created_by = request.user
-        with transaction.atomic():
-            rule = form.save()
-            audit.record(request.user, "scope.add", rule, after=audit.snapshot(rule))
+        try:
+            rule = scope_rules.add_scope_rule(form, request.user)
+        except ValidationError as error:
+            form.add_error("network", error)
+            return self.get(request, form)
         messages.success(request, f"Scope rule added: {rule.action} {rule.network}.")
         return redirect("scope")
 
@@ -239,12 +240,11 @@ class ScopeRuleDeleteView(RoleRequiredMixin, View):
 
     def post(self, request, pk):
         rule = get_object_or_404(ScopeRule, pk=pk)
-        if rule.locked:
-            messages.error(request, f"{rule.network} is a built-in exclusion and cannot be removed.")
+        try:
+            scope_rules.remove_scope_rule(rule, request.user)
+        except scope_rules.ScopeRuleLocked as error:
+            messages.error(request, str(error))
         else:
-            with transaction.atomic():
-                audit.record(request.user, "scope.remove", rule, before=audit.snapshot(rule))
-                rule.delete()
             messages.success(request, f"Scope rule removed: {rule.action} {rule.network}.")
         return redirect("scope")
 

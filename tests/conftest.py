@@ -2,6 +2,7 @@
 
 import importlib
 import os
+import shutil
 
 import pytest
 from django.apps import apps as django_apps
@@ -13,14 +14,49 @@ from tests.lab import LoopbackLab
 from tests.netns import NetnsLab, netns_unavailable_reason
 from tests.processes import ROOT, WorkerProcess, process_env, wait_for  # noqa: F401 - shared with tests
 
+# The embedded default's run (tests/settings.py): only tests marked ``sqlite``.
+SQLITE_RUN = os.environ.get("PORTWATCH_TEST_DB") == "sqlite"
+
 
 def pytest_configure(config):
+    if SQLITE_RUN:
+        return
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         pytest.exit(
             "The test suite runs on PostgreSQL and Redis. Run it with `make test`, which starts "
-            "throwaway servers, or set DATABASE_URL=postgres://... and REDIS_URL=redis://...",
+            "throwaway servers, or set DATABASE_URL=postgres://... and REDIS_URL=redis://... "
+            "(`make test-sqlite` runs the tests marked sqlite on the embedded SQLite default).",
             returncode=4,
         )
+
+
+def pytest_collection_modifyitems(config, items):
+    """On SQLite, only the tests that say they hold there too."""
+    if not SQLITE_RUN:
+        return
+    selected = [item for item in items if item.get_closest_marker("sqlite")]
+    if len(selected) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if not item.get_closest_marker("sqlite")])
+        items[:] = selected
+
+
+def pytest_runtest_setup(item):
+    marker = item.get_closest_marker("postgresql")
+    if SQLITE_RUN and marker is not None:
+        pytest.skip(f"needs PostgreSQL: {marker.args[0] if marker.args else 'not on the SQLite default'}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """``make test PYTEST_ARGS=...`` narrows both runs: a subset with no SQLite test in it is not a failure."""
+    narrowed = session.config.option.keyword or session.config.option.markexpr or session.config.args != ["tests"]
+    if SQLITE_RUN and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and narrowed:
+        session.exitstatus = pytest.ExitCode.OK
+
+
+def pytest_unconfigure(config):
+    if SQLITE_RUN:
+        # The run's own var directory (tests/settings.py): database file, WAL, broker.
+        shutil.rmtree(settings.VAR_DIR, ignore_errors=True)
 
 
 # --- seed data -----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Real PortWatch processes for tests and benchmarks: Celery workers, waiting."""
+"""Real PortWatch processes for tests and benchmarks: Celery workers and beat, the web server, waiting."""
 
 import os
 import signal
@@ -82,6 +82,31 @@ class WorkerProcess(_Process):
         return [int(pid) for pid in out.stdout.split()]
 
 
+class BeatProcess(_Process):
+    """Celery beat as the Procfile starts it (``manage.py run_beat``), in its own process group.
+
+    Its schedule file sits beside its log unless ``--schedule`` is given.
+    """
+
+    def __init__(self, log_path: Path, *args: str, **env):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        if "--schedule" not in args:
+            args = (*args, "--schedule", str(log_path.with_suffix(".schedule")))
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "run_beat", *args],
+            cwd=ROOT,
+            env=process_env(**env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        started = lambda: b"beat: Starting" in log_path.read_bytes() or self.process.poll() is not None  # noqa: E731
+        wait_for(started, 60, message="beat")
+        if self.process.poll() is not None:
+            raise RuntimeError(f"beat exited:\n{self.log()}")
+
+
 class WebProcess(_Process):
     """The real web server (gunicorn, as the Procfile runs it) on a free loopback port."""
 
@@ -113,28 +138,6 @@ class WebProcess(_Process):
         wait_for(booted, 60, message="gunicorn")
         if self.process.poll() is not None:
             raise RuntimeError(f"gunicorn exited:\n{self.log()}")
-
-
-class BeatProcess(_Process):
-    """Celery beat (as the Procfile runs it), with its schedule file under ``log_path``'s folder."""
-
-    def __init__(self, log_path: Path, **env):
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        schedule = log_path.with_suffix(".schedule")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "portwatch", "beat", "--loglevel=INFO", f"--schedule={schedule}"],
-            cwd=ROOT,
-            env=process_env(**env),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_for(
-            lambda: b"beat: Starting" in log_path.read_bytes() or self.process.poll() is not None, 60, message="beat"
-        )
-        if self.process.poll() is not None:
-            raise RuntimeError(f"beat exited:\n{self.log()}")
 
 
 class RedisProcess:

@@ -27,7 +27,7 @@ from scans.models import Change
 from tests.factories import observe
 from tests.receivers import SmtpSink, WebhookReceiver
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 A, B = "127.62.0.1", "127.62.0.2"
 HOSTILE = "<b>x</b> *bold* [click](http://evil.example) <!channel> @everyone\nX-Forged: 1"

@@ -3,11 +3,16 @@
 Roles per endpoint are in test_api_access.py; the schema and the fuzz run in test_api_schema.py.
 """
 
+import io
 import json
+import re
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -20,6 +25,7 @@ from alerts.models import AlertRule, Channel, Mute, Notification
 from inventory import review
 from inventory.choices import Decision, PolicyStatus
 from inventory.models import AuditEntry, Host, PortRule, Service, Zone
+from portwatch.roles import Role, role_of
 from scans.choices import ChangeKind, ChunkStatus, RunStatus
 from scans.models import ScanProfile, ScanRun, ScanTarget
 from tests.factories import observe
@@ -634,6 +640,110 @@ def test_admins_see_who_has_a_token_and_revoke_it(admin_api, viewer):
     assert admin_api.delete(f"/api/tokens/{viewer.username}/").status_code == 204
     assert not Token.objects.filter(user=viewer).exists()
     assert actions() == ["api_token.revoke"]
+
+
+def test_an_admin_creates_a_token_for_a_service_account_shown_once(admin_api, admin, viewer):
+    created = admin_api.post("/api/tokens/", {"username": viewer.username}, format="json")
+    assert created.status_code == 201, created.json()
+    body = created.json()
+    assert (body["username"], body["role"], body["replaced"]) == ("victor-viewer", "viewer", False)
+    assert created["Cache-Control"] == "no-store"
+    key = body["key"]
+    assert api_client_with(key).get("/api/hosts/").status_code == 200
+    listed = admin_api.get("/api/tokens/")
+    assert key not in listed.content.decode()
+    assert {"username": "victor-viewer", "role": "viewer"}.items() <= listed.json()["results"][1].items()
+
+    # A script run twice does not cut off the first key by accident.
+    again = admin_api.post("/api/tokens/", {"username": viewer.username}, format="json")
+    assert again.status_code == 409 and "replace" in again.json()["detail"]
+    assert api_client_with(key).get("/api/hosts/").status_code == 200
+    replaced = admin_api.post("/api/tokens/", {"username": viewer.username, "replace": True}, format="json")
+    assert replaced.status_code == 201 and replaced.json()["replaced"] is True
+    assert api_client_with(key).get("/api/hosts/").status_code == 401
+    assert api_client_with(replaced.json()["key"]).get("/api/hosts/").status_code == 200
+
+    assert admin_api.post("/api/tokens/", {"username": "nobody"}, format="json").status_code == 400
+    own = admin_api.post("/api/tokens/", {"username": admin.username, "replace": True}, format="json")
+    assert own.status_code == 409 and "account" in own.json()["detail"]
+    entries = AuditEntry.objects.filter(action__startswith="api_token").order_by("seq")
+    assert [(e.action, e.actor_name, e.object_repr, e.summary) for e in entries] == [
+        ("api_token.create", "alice-admin", "victor-viewer", "Created by an admin."),
+        ("api_token.create", "alice-admin", "victor-viewer", "Replaced by an admin."),
+    ]
+    assert key not in json.dumps(list(AuditEntry.objects.values("summary", "object_id", "object_repr", "after")))
+
+
+def api_client_with(key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client
+
+
+def api_token_command(*args) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("api_token", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_the_api_token_command_prints_the_key_once_and_lists_and_revokes_audited(admin, viewer):
+    key, said = api_token_command("create", viewer.username, "--user", admin.username)
+    key = key.strip()
+    assert re.fullmatch(r"[0-9a-f]{40}", key) and "shown only this once" in said
+    assert api_client_with(key).get("/api/hosts/").status_code == 200
+    listed, _ = api_token_command("list")
+    assert re.search(r"^victor-viewer\s+viewer\s+\d{4}-\d\d-\d\d", listed, re.MULTILINE) and key not in listed
+
+    new_key, said = api_token_command("create", viewer.username)
+    assert "the old key is refused" in said
+    assert api_client_with(key).get("/api/hosts/").status_code == 401
+    assert api_client_with(new_key.strip()).get("/api/hosts/").status_code == 200
+    assert (
+        "Revoked victor-viewer's API token" in api_token_command("revoke", viewer.username, "--user", admin.username)[0]
+    )
+    assert api_client_with(new_key.strip()).get("/api/hosts/").status_code == 401
+    entries = AuditEntry.objects.order_by("seq")
+    assert [(e.action, e.actor_name, e.object_repr, e.summary) for e in entries] == [
+        ("api_token.create", "alice-admin", "victor-viewer", "Created by manage.py api_token."),
+        ("api_token.create", "portwatch", "victor-viewer", "Replaced by manage.py api_token."),
+        ("api_token.revoke", "alice-admin", "victor-viewer", "Revoked by manage.py api_token."),
+    ]
+    assert key not in json.dumps(list(entries.values("summary", "object_repr", "before", "after")))
+
+
+def test_the_api_token_command_creates_a_service_account_for_a_script(admin):
+    key, said = api_token_command("create", "prometheus", "--service-account", "viewer", "--user", admin.username)
+    scraper = User.objects.get(username="prometheus")
+    assert role_of(scraper) == Role.VIEWER and not scraper.has_usable_password()
+    assert "Created the service account prometheus (viewer role, no password)" in said
+    client = api_client_with(key.strip())
+    assert client.get("/api/hosts/").status_code == 200
+    assert client.get("/api/channels/").status_code == 403  # a viewer's token, nothing more
+    assert ("user.create", "alice-admin", "prometheus") in AuditEntry.objects.values_list(
+        "action", "actor_name", "object_repr"
+    )
+    # Run again (a deployment script): the same account, a new key; a role is never changed.
+    api_token_command("create", "prometheus", "--service-account", "viewer")
+    with pytest.raises(CommandError, match="exists with the viewer role; this command does not change roles"):
+        api_token_command("create", "prometheus", "--service-account", "admin")
+    assert role_of(User.objects.get(username="prometheus")) == Role.VIEWER
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["create", "nobody"], "There is no user 'nobody'. Add --service-account"),
+        (["create", "bad name!", "--service-account", "viewer"], "Enter a valid username"),
+        (["revoke", "victor-viewer"], "victor-viewer has no API token."),
+        (["revoke", "nobody"], "There is no user 'nobody'."),
+        (["create", "victor-viewer", "--user", "victor-viewer"], "does not have the admin role"),
+    ],
+)
+def test_the_api_token_command_refuses_bad_input_and_writes_nothing(viewer, args, message):
+    with pytest.raises(CommandError, match=re.escape(message)):
+        api_token_command(*args)
+    assert not Token.objects.exists() and not AuditEntry.objects.exists()
+    assert User.objects.count() == 1
 
 
 # --- docs -------------------------------------------------------------------------------------------------

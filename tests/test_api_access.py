@@ -16,7 +16,7 @@ from alerts.choices import ChannelKind, NotificationStatus
 from alerts.models import AlertRule, Channel, Mute, Notification
 from inventory.models import Host, PortRule, Service, Zone
 from portwatch.roles import Role
-from scans.models import Change, ScanProfile, ScanRun, ScanTarget
+from scans.models import Change, ScanProfile, ScanRun, ScanTarget, ScopeRule
 from tests.conftest import make_user
 from tests.factories import observe
 
@@ -66,6 +66,11 @@ MATRIX = {
     ("run-detail", "get"): V,
     ("run-cancel", "post"): A,
     ("import-list", "post"): A,
+    # The scan scope: read by everyone, changed by admins, as on the Scope page.
+    ("scope-rule-list", "get"): V,
+    ("scope-rule-list", "post"): A,
+    ("scope-rule-detail", "get"): V,
+    ("scope-rule-detail", "delete"): A,
     # Channels hold addresses and tokens: admins only, even to read.
     ("channel-list", "get"): A,
     ("channel-list", "post"): A,
@@ -89,6 +94,7 @@ MATRIX = {
     ("mute-detail", "get"): V,
     ("mute-end", "post"): R,
     ("token-list", "get"): A,
+    ("token-list", "post"): A,
     ("token-detail", "delete"): A,
 }
 CASES = [pytest.param(name, method, least, id=f"{method}-{name}") for (name, method), least in MATRIX.items()]
@@ -160,6 +166,7 @@ def objects(db):
         "notification": {"id": notification.public_id},
         "mute": {"pk": mute.pk},
         "token": {"username": holder.username},
+        "scope-rule": {"pk": ScopeRule.objects.create(network="198.18.0.0/15", action="allow", reason="lab").pk},
     }
 
 

@@ -75,6 +75,20 @@ def test_the_schema_documents_every_endpoint_of_the_matrix():
     assert documented == len(MATRIX) - 3
 
 
+@pytest.mark.django_db
+def test_the_schema_documents_the_scope_and_token_creation_for_scripts():
+    schema, _ = generate_schema()
+    paths, components = schema["paths"], schema["components"]["schemas"]
+    assert set(paths["/api/scope/"]) == {"get", "post"} and set(paths["/api/scope/{id}/"]) == {"get", "delete"}
+    assert set(components["ScopeRuleRequest"]["required"]) == {"network", "action", "reason"}
+    assert components["ScopeActionEnum"]["enum"] == ["allow", "exclude"]
+    assert "403" in paths["/api/scope/{id}/"]["delete"]["responses"]
+    create = paths["/api/tokens/"]["post"]
+    assert {"201", "400", "409"} <= set(create["responses"])
+    new_token = create["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert {"username", "role", "key", "replaced"} <= set(components[new_token]["properties"])
+
+
 def _names_only_resolve_to_loopback(real):
     """Channel forms resolve webhook host names: a fuzzed name must not reach a DNS server."""
 

@@ -44,6 +44,24 @@ def call(token: str, address: str, path: str | None = None, **headers):
     )
 
 
+def test_with_the_cache_unreachable_nothing_is_counted_and_nobody_refused(good_token):
+    """Redis restarting must not take the API (nor /health, which reports it) down with it."""
+    from django.test import override_settings
+
+    from tests.stack import free_port
+
+    unreachable = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+        }
+    }
+    with override_settings(CACHES=unreachable):
+        for _ in range(LIMIT + 1):
+            assert call("not-a-token", ATTACKER).status_code == 401
+        assert call(good_token, ATTACKER).status_code == 200
+
+
 def test_the_counters_are_in_the_shared_redis_cache():
     assert settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
     assert settings.CACHES["default"]["LOCATION"] == settings.REDIS_URL

@@ -52,6 +52,8 @@ def embedded(tmp_path):
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")}
     env.update(PORTWATCH_VAR_DIR=str(tmp_path / "var"), PORTWATCH_BIND=f"127.0.0.1:{port}", SCHEDULER_TICK_SECONDS="2")
+    # Variables `celery` would read as -A and -b: meant for something else, they change nothing here.
+    env.update(APP="bogus_app", BROKER_URL="redis://127.0.0.1:1/0")
     log_path = tmp_path / "run.log"
     log = open(log_path, "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
@@ -75,6 +77,8 @@ def test_make_run_serves_the_whole_loop_on_the_embedded_default(embedded, lab):
     password = wait_for(
         lambda: re.search(r"password: (\S+)", log()), 120, message="the admin password in make run's output"
     ).group(1)
+    # Where PORTWATCH_BIND put it.
+    wait_for(lambda: f"PortWatch is starting on {base} (Ctrl-C stops it)." in log(), 30, message=f"the URL:\n{log()}")
     wait_for(lambda: "Listening at" in log() and "ready." in log(), 60, message=f"web and worker:\n{log()}")
 
     browser = Browser(base)

@@ -183,3 +183,129 @@ def test_the_suites_nmap_refuses_targets_outside_loopback(tmp_path):
         [sys.executable, settings.NMAP_PATH, "-sn", "-iL", str(targets)], capture_output=True, text=True, check=False
     )
     assert result.returncode != 0 and "refusing to scan outside 127.0.0.0/8: 198.18.20.0/29" in result.stderr
+
+
+@pytest.mark.sqlite
+@pytest.mark.django_db
+def test_the_sqlite_run_is_a_fresh_file_in_wal_mode_never_the_users_var():
+    """The SQLite run (make test-sqlite) tests the embedded default as `make run` configures it."""
+    from django.conf import settings
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("checks the SQLite run's own database (make test-sqlite)")
+    database = Path(connection.settings_dict["NAME"])
+    assert database.is_file() and database.parent == settings.VAR_DIR
+    assert not database.resolve().is_relative_to(ROOT)
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+    assert settings.CELERY_BROKER_URL == "filesystem://"
+
+
+# --- `python3 manage.py ...` from a plain shell (README, pages and messages say so) ---------------------
+
+# Where users are told to run a command, it is `python3 manage.py NAME`.
+USER_FACING = [ROOT / "README.md", *ROOT.glob("templates/**/*.html"), *ROOT.glob("*/management/commands/*.py")]
+USER_FACING += [ROOT / "portwatch" / "health.py", ROOT / "inventory" / "baseline.py"]
+
+
+def _python_outside_the_virtualenv() -> str:
+    """The interpreter the test's virtualenv was made from: a plain `python3` with none of our packages."""
+    return getattr(sys, "_base_executable", None) or str(Path(sys.base_prefix) / "bin" / "python3")
+
+
+def _plain_shell(tmp_path) -> dict:
+    venv_bin = str(Path(sys.prefix) / "bin")
+    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+    env["PATH"] = os.pathsep.join(part for part in env.get("PATH", "").split(os.pathsep) if part != venv_bin)
+    env["PORTWATCH_VAR_DIR"] = str(tmp_path)
+    return env
+
+
+@pytest.fixture
+def checkout_venv():
+    if not (ROOT / ".venv" / "bin" / "python").exists():
+        pytest.skip("no .venv in the checkout (make run and make test create it)")
+
+
+def test_manage_py_run_by_a_python_outside_any_virtualenv_runs_in_the_checkouts_venv(tmp_path, checkout_venv):
+    """From another directory too, as `python3 /opt/portwatch/manage.py ...` in a cron job."""
+    code = "import sys; print('prefix=' + sys.prefix)"
+    command = [_python_outside_the_virtualenv(), str(ROOT / "manage.py"), "shell", "-c", code]
+    result = subprocess.run(command, cwd=tmp_path, env=_plain_shell(tmp_path), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    prefix = re.search(r"^prefix=(.*)$", result.stdout, re.MULTILINE).group(1)
+    assert Path(prefix).resolve() == (ROOT / ".venv").resolve()
+
+
+def test_every_command_the_readme_pages_and_messages_name_exists_and_is_spelled_python3(tmp_path, checkout_venv):
+    named = set()
+    for path in USER_FACING:
+        text = path.read_text()
+        assert not re.search(r"(?<![\w/.])python manage\.py", text), f"{path}: say python3 manage.py"
+        named |= set(re.findall(r"python3 manage\.py (\w+)", text))
+    assert {"demo", "ensure_admin", "changepassword", "scope", "api_token", "verify_audit", "run_worker"} <= named
+    listed = subprocess.run(
+        [_python_outside_the_virtualenv(), "manage.py", "help", "--commands"],
+        cwd=ROOT,
+        env=_plain_shell(tmp_path),
+        capture_output=True,
+        text=True,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert named <= set(listed.stdout.split())
+
+
+def test_manage_py_without_a_virtualenv_says_how_to_set_one_up(tmp_path):
+    python = _python_outside_the_virtualenv()
+    if subprocess.run([python, "-c", "import django"], capture_output=True).returncode == 0:
+        pytest.skip(f"{python} has Django installed outside any virtualenv")
+    checkout = tmp_path / "checkout"  # a checkout before `make run`: no .venv
+    checkout.mkdir()
+    shutil.copy(ROOT / "manage.py", checkout / "manage.py")
+    result = subprocess.run(
+        [python, "manage.py", "migrate"], cwd=checkout, env=_plain_shell(tmp_path), capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "make run" in result.stderr and "pip install -r requirements.txt" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("bind", "url"),
+    [
+        (None, "http://127.0.0.1:8000"),
+        ("", "http://127.0.0.1:8000"),
+        ("127.0.0.1:18080", "http://127.0.0.1:18080"),
+        ("0.0.0.0:9000", "http://127.0.0.1:9000"),
+        ("[::]:9000", "http://[::1]:9000"),
+        ("[::1]", "http://[::1]:8000"),
+        ("portwatch.example.org", "http://portwatch.example.org:8000"),
+    ],
+)
+def test_make_run_and_site_url_follow_portwatch_bind(monkeypatch, bind, url):
+    """What `make run` prints and SITE_URL's default: a browser on this machine reaches it there."""
+    from portwatch.env import bind_url
+
+    if bind is None:
+        monkeypatch.delenv("PORTWATCH_BIND", raising=False)
+    else:
+        monkeypatch.setenv("PORTWATCH_BIND", bind)
+    assert bind_url() == url
+
+
+def test_the_readme_configuration_table_names_every_setting_read_from_the_environment():
+    read = set(
+        re.findall(r"env_(?:str|bool|int|list)\(\s*\"([A-Z_]+)\"", (ROOT / "portwatch" / "settings.py").read_text())
+    )
+    read |= {"PORTWATCH_BIND"}  # read by portwatch.env.bind_url (and the Procfile)
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = {
+        name
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for name in re.findall(r"`([A-Z_]+)`", row.split("|")[1])
+    }
+    assert read - documented == set()

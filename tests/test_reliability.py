@@ -6,7 +6,6 @@ Real Celery workers and beats on Redis, real nmap on loopback listeners.
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -17,8 +16,9 @@ from inventory.models import Zone
 from scans.choices import ChangeKind, ChunkStatus, RunStatus, Trigger
 from scans.models import Change, ScanChunk, ScanProfile, ScanRun, ScanTarget
 from scans.services import start_run
-from tests.conftest import ROOT, WorkerProcess, process_env, wait_for
+from tests.conftest import WorkerProcess, wait_for
 from tests.lab import LAB_PORT_SPEC, LAB_PORTS
+from tests.processes import BeatProcess
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.lab]
 
@@ -121,14 +121,7 @@ def test_two_beat_processes_start_each_slot_once(lab, flush_redis, tmp_path):
     ]
     worker = WorkerProcess(tmp_path / "worker.log")
     beats = [
-        subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "portwatch", "beat", "--schedule", str(tmp_path / f"beat{n}")],
-            cwd=ROOT,
-            env=process_env(SCHEDULER_TICK_SECONDS="1"),
-            stdout=open(tmp_path / f"beat{n}.log", "wb"),  # noqa: SIM115 - closed with the process
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        BeatProcess(tmp_path / f"beat{n}.log", "--schedule", str(tmp_path / f"beat{n}"), SCHEDULER_TICK_SECONDS="1")
         for n in range(2)
     ]
     try:
@@ -148,8 +141,7 @@ def test_two_beat_processes_start_each_slot_once(lab, flush_redis, tmp_path):
         assert len(set(slots)) == len(slots) == 8
     finally:
         for beat in beats:
-            os.killpg(beat.pid, signal.SIGTERM)
-            beat.wait(timeout=20)
+            beat.stop()
         worker.stop()
 
 

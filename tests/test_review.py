@@ -84,6 +84,7 @@ def test_rejecting_for_a_tag_needs_every_host_to_carry_it(as_reviewer):
 
 
 @pytest.mark.django_db
+@pytest.mark.sqlite  # a decision serialised by SQLite's write lock, its network by pw_in_cidr
 def test_a_network_scope_rule_covers_other_hosts_in_it(as_reviewer):
     observe({A: [22], B: [22], C: [22]})
     decide_post(as_reviewer, ports((A, 22)), scope=RuleScope.CIDR, cidr="127.62.0.0/24")

@@ -10,6 +10,7 @@ from scans.models import Change, ScanProfile, ScanRun, ScanTarget
 from scans.services import enqueue_due_runs
 from tests.conftest import wait_for
 from tests.lab import LAB_PORT_SPEC
+from tests.processes import BeatProcess, WorkerProcess
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.lab]
 
@@ -96,3 +97,44 @@ def test_a_slot_that_comes_while_the_last_run_is_going_is_skipped_and_noted(capl
     assert target.next_run_at > slot
     assert target.runs.count() == 1
     assert "skipped" in caplog.text
+
+
+# Variables `celery` reads as its own options: APP as -A, BROKER_URL as -b (over the settings).
+STRAY_CELERY_VARIABLES = {"APP": "bogus_app", "BROKER_URL": "redis://127.0.0.1:1/0", "CONFIG_MODULE": "nowhere"}
+
+
+def test_worker_and_beat_ignore_celery_variables_the_environment_holds_for_something_else(lab, tmp_path):
+    """A deployment's APP or BROKER_URL belongs to something else: run_worker and run_beat
+    (the Procfile's and docker-compose's commands) still start PortWatch's app on its own broker."""
+    import redis
+    from django.conf import settings
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    lab.open(1, 41022)
+    target = ScanTarget.objects.create(
+        name="scheduled",
+        zone=Zone.default(),
+        targets=lab.address(1),
+        ports=LAB_PORT_SPEC,
+        profile=ScanProfile.objects.get(slug="quick"),
+        schedule_kind="interval",
+        schedule_interval=60,
+    )
+    ScanTarget.objects.filter(pk=target.pk).update(next_run_at=target.created_at)
+    worker = WorkerProcess(tmp_path / "worker.log", **STRAY_CELERY_VARIABLES)  # waits until it is ready
+    beat = BeatProcess(
+        tmp_path / "beat.log",
+        "--schedule",
+        str(tmp_path / "beat"),
+        SCHEDULER_TICK_SECONDS="1",
+        **STRAY_CELERY_VARIABLES,
+    )
+    try:
+        # beat's tick goes through the broker to the worker, which starts the due run and scans.
+        run = wait_for(lambda: ScanRun.objects.filter(target=target).first(), 60, message=f"a run:\n{beat.log()}")
+        wait_for(lambda: finished(run), 60, message=f"the run:\n{worker.log()}")
+        assert run.status == RunStatus.SUCCEEDED, run.error
+        assert "bogus_app" not in worker.log() + beat.log() and "127.0.0.1:1/" not in worker.log() + beat.log()
+    finally:
+        beat.stop()
+        worker.stop()

@@ -48,13 +48,30 @@ class TokenFailureThrottle:
         return settings.API_TOKEN_BLOCK_MINUTES * 60
 
     def check(self) -> None:
-        """Raise Throttled while the address is blocked; its token is not even looked up."""
-        blocked_until = cache.get(self._blocked_key)
+        """Raise Throttled while the address is blocked; its token is not even looked up.
+
+        With the cache unreachable (Redis restarting) nothing is counted and
+        nobody is refused: the API, /health and /metrics keep answering, and
+        a token is still 160 random bits to guess.
+        """
+        try:
+            blocked_until = cache.get(self._blocked_key)
+        except Exception as error:  # redis-py's ConnectionError and kin; the backend does not wrap them
+            log.warning("API token throttle skipped: the cache did not answer (%s)", error)
+            return
         if blocked_until is not None:
             self._refuse(blocked_until)
 
     def failed(self) -> None:
         """Count one bad token; the one that reaches the limit blocks the address (and is refused itself)."""
+        try:
+            self._count_failure()
+        except Throttled:
+            raise
+        except Exception as error:  # the cache did not answer: see check()
+            log.warning("API token throttle skipped: the cache did not answer (%s)", error)
+
+    def _count_failure(self) -> None:
         # add() starts a count, incr() counts atomically on Redis: two web
         # processes counting at once each get their own number. The count lasts
         # until a whole period passes without a failure.

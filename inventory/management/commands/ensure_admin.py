@@ -20,7 +20,10 @@ class Command(BaseCommand):
     def handle(self, *args, username, **options):
         User = get_user_model()
         if User.objects.exists():
-            self.stdout.write("An account already exists; no admin account was created.")
+            self.stdout.write(
+                "An account already exists; no admin account was created. A forgotten password: "
+                "python3 manage.py changepassword USERNAME sets a new one."
+            )
             return
         password = secrets.token_urlsafe(12)
         with transaction.atomic():
@@ -30,5 +33,6 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS("Created the first admin account (this password is shown only once):")
             + f"\n    username: {username}\n    password: {password}\n"
-            + "Change it after logging in (account menu -> Change password)."
+            + "Change it after logging in (account menu -> Change password); if it is lost, "
+            + f"python3 manage.py changepassword {username} sets a new one."
         )

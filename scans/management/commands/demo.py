@@ -240,11 +240,11 @@ class Command(BaseCommand):
             .first()
         )
         if admin is None:
-            return "no admin account yet: python manage.py ensure_admin creates one and prints its password"
+            return "no admin account yet: python3 manage.py ensure_admin creates one and prints its password"
         name = admin.get_username()
         return (
             f"{name}, with the password printed once when the account was created "
-            f"(python manage.py changepassword {name} sets a new one)"
+            f"(python3 manage.py changepassword {name} sets a new one)"
         )
 
     # --- the fleet ----------------------------------------------------------------
@@ -287,7 +287,9 @@ class Command(BaseCommand):
                 "when Celery beat ticks), then every minute."
             )
         else:
-            self.say(f"{_now()} no scheduled target “{DEMO_TARGET}”: run manage.py demo without --no-setup first.")
+            self.say(
+                f"{_now()} no scheduled target “{DEMO_TARGET}”: run python3 manage.py demo without --no-setup first."
+            )
         # The fleet runs for hours: hold no database connection meanwhile.
         connection.close()
 

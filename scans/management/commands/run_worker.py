@@ -13,7 +13,7 @@ central PostgreSQL and Redis (DATABASE_URL, REDIS_URL).
 from django.core.management.base import BaseCommand, CommandError
 
 from inventory.models import Zone
-from portwatch.celery import app
+from portwatch.celery import app, run_command
 from scans.queueing import queue_for_zone
 from scans.worker import FollowZones, central_scan_queues
 
@@ -47,8 +47,8 @@ class Command(BaseCommand):
             # Zones added later (or handed over to zone workers) are followed.
             app.steps["consumer"].add(FollowZones)
         self.stdout.write(f"Consuming queues: {', '.join(queues)}")
-        app.worker_main(
-            argv=[
+        run_command(
+            [
                 "worker",
                 f"--loglevel={loglevel}",
                 f"--concurrency={concurrency}",
