@@ -30,6 +30,7 @@ from scans.choices import ChunkStatus, RunStatus, ScheduleKind, Trigger
 from scans.constants import DEFAULT_CHUNK_SIZE, ERROR_TEXT_MAX, MAX_CHUNK_ATTEMPTS
 from scans.diff import Coverage
 from scans.ingest import ingest
+from scans.merge import merge_duplicates
 from scans.models import ScanChunk, ScanRun, ScanTarget
 from scans.nmap_runner import NmapNotFound, run_nmap
 from scans.nmap_xml import NmapXmlError, NmapXmlReader
@@ -280,9 +281,10 @@ def _scan_and_ingest(chunk: ScanChunk, workdir) -> None:
         return
     # A chunk is bounded (SCAN_CHUNK_SIZE addresses): its hosts fit in memory,
     # which lets the re-probe look at the would-be changes before any write.
+    # nmap lists an address once per target that names it: merged here.
     with open(result.xml_path, "rb") as xml:
         reader = NmapXmlReader(xml)
-        observations = list(reader.hosts())
+        observations = merge_duplicates(reader.entries(), reader.info.probed)
     coverage = Coverage(frozenset(str(address) for address in addresses), reader.info.probed, complete=True)
     confirmation = None
     if settings.SCAN_CONFIRM_CHANGES and run.profile is not None:
