@@ -159,6 +159,10 @@ def _records(source: BinaryIO) -> Iterator[tuple[object, int, int]]:
                 f"column {error.pos - buffer.rfind(chr(10), 0, error.pos)}: {error.msg}."
             ) from None
         number += 1
+        if end - position > RECORD_MAX_CHARS:
+            raise MasscanJsonError(
+                f"masscan JSON record {number} (line {line_at(position)}) is longer than {RECORD_MAX_CHARS} characters."
+            )
         yield record, line_at(position), number
         position = end
     if array and not closed:
