@@ -137,7 +137,7 @@ def import_one(path: str) -> None:
     from django.db import connection
 
     from inventory.models import Zone
-    from scans.imports import import_nmap_xml
+    from scans.imports import import_scan_file
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
@@ -146,7 +146,7 @@ def import_one(path: str) -> None:
     start = time.perf_counter()
     logging.getLogger("scans.ingest").debug("import started")
     with open(path, "rb") as source:
-        run = import_nmap_xml(source, zone=Zone.default(), name=Path(path).name, path=path)
+        run = import_scan_file(source, zone=Zone.default(), name=Path(path).name, path=path)
     logging.getLogger("scans.ingest").debug("import committed")
     seconds = time.perf_counter() - start
     backend_end = cpu_seconds_of(backend)

@@ -28,7 +28,7 @@ from scans.choices import PortScope, RunStatus, ScanType, ScheduleKind, ScopeAct
 from scans.constants import NSE_SCRIPT_ALLOWLIST
 from scans.filters import ChangeFilter
 from scans.forms import DEFAULT_PROFILE, ImportForm, ScanProfileForm, ScanTargetForm, ScopeRuleForm
-from scans.imports import import_nmap_xml
+from scans.imports import import_scan_file
 from scans.models import Change, ChunkAttempt, ScanChunk, ScanProfile, ScanRun, ScanTarget, ScopeRule
 from scans.nmap_xml import NmapXmlError
 from scans.scope import ScopeError
@@ -269,6 +269,7 @@ class RunSerializer(serializers.ModelSerializer):
             "zone",
             "profile",
             "trigger",
+            "scanner",
             "status",
             "is_terminal",
             "requested_by",
@@ -383,14 +384,17 @@ class RunViewSet(RoleMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
 ImportRequestSerializer = inline_serializer(
     "ImportRequest",
     {
-        "file": serializers.FileField(help_text="The output of nmap -oX."),
+        "file": serializers.FileField(
+            help_text="nmap XML (nmap -oX), or masscan's XML (-oX) or JSON (-oJ, -oD), read from the file."
+        ),
         "zone": serializers.CharField(required=False, help_text=f"Zone name (default: {DEFAULT_ZONE})."),
     },
 )
 
 
 class ImportViewSet(RoleMixin, viewsets.GenericViewSet):
-    """Upload an nmap XML file: ingested like a scan. A bad file is refused and writes nothing."""
+    """Upload a scan file (nmap XML, masscan XML or JSON): ingested like a scan. A bad file is refused
+    and writes nothing; a masscan file concludes only what masscan heard (nothing is closed)."""
 
     parser_classes = [MultiPartParser, FormParser]
     serializer_class = RunDetailSerializer
@@ -402,7 +406,9 @@ class ImportViewSet(RoleMixin, viewsets.GenericViewSet):
         request={"multipart/form-data": ImportRequestSerializer},
         responses={
             201: RunDetailSerializer,
-            400: OpenApiResponse(OpenApiTypes.OBJECT, description="Not an nmap XML file; nothing was imported."),
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT, description="Not a scan file PortWatch reads; nothing was imported."
+            ),
             413: OpenApiResponse(OpenApiTypes.OBJECT, description="Larger than IMPORT_MAX_BYTES."),
         },
     )
@@ -422,7 +428,7 @@ class ImportViewSet(RoleMixin, viewsets.GenericViewSet):
             return Response({field: list(errors) for field, errors in form.errors.items()}, status=code)
         upload = form.cleaned_data["file"]
         try:
-            run = import_nmap_xml(
+            run = import_scan_file(
                 upload,
                 zone=form.cleaned_data["zone"],
                 requested_by=request.user,
@@ -433,7 +439,7 @@ class ImportViewSet(RoleMixin, viewsets.GenericViewSet):
             audit.record(
                 request.user,
                 "import.refuse",
-                object_type="nmap XML file",
+                object_type="scan file",
                 object_repr=(upload.name or "")[:255],
                 summary=str(error),
             )

@@ -72,8 +72,16 @@ class AttemptOutcome(models.TextChoices):
 class Trigger(models.TextChoices):
     MANUAL = "manual", "scan now"
     SCHEDULE = "schedule", "schedule"
-    IMPORT = "import", "XML import"
+    IMPORT = "import", "file import"
     REPROBE = "reprobe", "confirmation re-probe"
+
+
+class Scanner(models.TextChoices):
+    """Who wrote a run's observations: what they can conclude differs (see scans.imports)."""
+
+    NMAP = "nmap", "nmap"
+    # Only what it heard counts: its silence closes nothing.
+    MASSCAN = "masscan", "masscan"
 
 
 class ChangeKind(models.TextChoices):

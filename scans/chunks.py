@@ -30,6 +30,7 @@ from scans.constants import ERROR_TEXT_MAX
 from scans.diff import Coverage
 from scans.failures import Failure
 from scans.ingest import ingest
+from scans.merge import merge_duplicates
 from scans.models import ChunkAttempt, ScanChunk, ScanRun
 from scans.nmap_runner import NmapNotFound, run_nmap
 from scans.nmap_xml import NmapXmlError, NmapXmlReader
@@ -174,9 +175,10 @@ def _scan_and_ingest(chunk: ScanChunk, workdir) -> None:
         raise ChunkFailed(failures.nmap_exit(result.returncode, result.stderr))
     # A chunk is bounded (SCAN_CHUNK_SIZE addresses): its hosts fit in memory,
     # which lets the re-probe look at the would-be changes before any write.
+    # nmap lists an address once per target that names it: merged here.
     with open(result.xml_path, "rb") as xml:
         reader = NmapXmlReader(xml)
-        observations = list(reader.hosts())
+        observations = merge_duplicates(reader.entries(), reader.info.probed)
     coverage = Coverage(frozenset(str(address) for address in addresses), reader.info.probed, complete=True)
     confirmation = None
     if settings.SCAN_CONFIRM_CHANGES and run.profile is not None:

@@ -22,3 +22,8 @@ SCRIPT_OUTPUT_MAX = 2_000
 DEFAULT_IMPORT_MAX_BYTES = 100 * 1024 * 1024
 # Longest error text kept from nmap's stderr.
 ERROR_TEXT_MAX = 4_000
+# One address listed more than once in a scan file (scans.merge): the most
+# hostnames, script outputs per port, and summary ranges its merge keeps.
+MERGED_HOSTNAMES_MAX = 64
+MERGED_SCRIPTS_MAX = 32
+MERGED_SUMMARY_RANGES_MAX = 4_096

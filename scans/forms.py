@@ -201,7 +201,10 @@ class ScopeRuleForm(forms.ModelForm):
 
 
 class ImportForm(forms.Form):
-    file = forms.FileField(label="nmap XML file", help_text="The output of nmap -oX (any nmap version).")
+    file = forms.FileField(
+        label="Scan file",
+        help_text="nmap XML (nmap -oX, any version), or masscan's XML (-oX) or JSON (-oJ, -oD).",
+    )
     zone = forms.ModelChoiceField(queryset=Zone.objects.all(), empty_label=None)
 
     def __init__(self, *args, **kwargs):

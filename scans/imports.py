@@ -1,11 +1,24 @@
-"""Import an nmap XML file as a run: the same diff engine as scans.
+"""Import a scan file as a run: the same diff engine as scans.
 
-The file is read inside one transaction: a malformed, truncated or hostile
-file raises ``NmapXmlError`` part-way and nothing is written. The run's
-coverage comes from the file (the ports nmap says it probed, the hosts it
-lists), and its time from nmap's own start time, so an old file imported late
-never overrides newer scans. On PostgreSQL a file on disk is parsed by several
-processes at once (``scans.ingest_pg``).
+nmap XML, masscan XML and masscan JSON are accepted (``scans.scanfiles``
+reads which from the document). The file is read inside one transaction: a
+malformed, truncated or hostile file raises ``NmapXmlError`` part-way and
+nothing is written. The run's time comes from the scanner's own start time,
+so an old file imported late never overrides newer scans.
+
+- nmap: the coverage comes from the file (the ports nmap says it probed, the
+  hosts it lists). On PostgreSQL a file on disk is parsed by several
+  processes at once (``scans.ingest_pg``). If an address turns out to be
+  listed twice (nmap scans an address once per target name that resolves to
+  it), what was staged is rolled back to a savepoint and the file is read
+  again, its repeated addresses merged (``scans.merge``): a file nmap wrote
+  is never refused for it, and ordinary files pay nothing for the check.
+- masscan: its entries (one per open port or banner) are merged per address,
+  and the import concludes only from what masscan heard: ports opened, hosts
+  discovered or returned. Its silence says nothing (masscan does not record
+  which ports it probed, retries nothing and reports no host down), so the
+  coverage is empty: nothing is closed, no host is unreachable, nothing is
+  marked stale.
 """
 
 from typing import BinaryIO
@@ -15,49 +28,53 @@ from django.utils import timezone
 
 from inventory import audit
 from scans import ingest_pg
-from scans.choices import ChunkStatus, RunStatus, Trigger
+from scans.choices import ChunkStatus, RunStatus, Scanner, Trigger
 from scans.diff import Coverage
-from scans.ingest import ingest, ingest_file
+from scans.ingest import IngestSummary, ingest, ingest_file
 from scans.models import ScanChunk, ScanRun
-from scans.nmap_xml import NmapRunInfo, NmapXmlReader, read_header
+from scans.nmap_xml import HostListedTwice, NmapRunInfo, NmapXmlReader
+from scans.scanfiles import ScanFile, merged_hosts, open_scan_file
 
 
-def import_nmap_xml(source: BinaryIO, *, zone, requested_by=None, name: str = "", path: str | None = None) -> ScanRun:
+def import_scan_file(source: BinaryIO, *, zone, requested_by=None, name: str = "", path: str | None = None) -> ScanRun:
     """Ingest ``source`` (a seekable binary file, at ``path`` if it is on disk)
     into ``zone``; raise NmapXmlError if it is bad."""
-    header = read_header(source)
+    scan_file = open_scan_file(source)
+    merged = None
+    if scan_file.is_masscan:
+        # Read (and checked) before anything is written; the first pass also
+        # finds the time of a JSON file (its earliest record).
+        merged = merged_hosts(scan_file)
+    header = scan_file.info
     now = timezone.now()
     observed_at = header.started or now
     with transaction.atomic():
         run = ScanRun.objects.create(
             zone=zone,
             trigger=Trigger.IMPORT,
+            scanner=Scanner.MASSCAN if scan_file.is_masscan else Scanner.NMAP,
             status=RunStatus.RUNNING,
             requested_by=requested_by,
-            targets=name[:255] or "nmap XML import",
+            targets=name[:255] or f"{scan_file.label} import",
             nmap_options=header.args.split()[1:] if header.args else [],
             created_at=now,
             started_at=now,
         )
         chunk = ScanChunk.objects.create(run=run, index=0, status=ChunkStatus.RUNNING, attempts=1, started_at=now)
-        if path is not None and ingest_pg.is_available():
-            summary, info = ingest_file(
-                run=run, chunk=chunk, zone=zone, path=path, now=observed_at, observed_at=observed_at
+        if merged is not None:
+            summary, info = _ingest_masscan(
+                run, chunk, zone, scan_file=scan_file, hosts=merged, observed_at=observed_at
             )
         else:
-            source.seek(0)
-            reader = NmapXmlReader(source)
-            # Hosts nmap lists as down are observations too; no address is silent.
-            coverage = Coverage(frozenset(), reader.info.probed, complete=True, observed_at=observed_at)
-            summary = ingest(
-                run=run, chunk=chunk, zone=zone, coverage=coverage, observations=reader.hosts(), now=observed_at
+            summary, info = _ingest_nmap(
+                run, chunk, zone, source=source, scan_file=scan_file, path=path, observed_at=observed_at
             )
-            info: NmapRunInfo = reader.info
         finished = timezone.now()
         chunk.status = ChunkStatus.SUCCEEDED
         chunk.size = summary.hosts_seen
         chunk.hosts_up = summary.hosts_up
-        chunk.coverage = {protocol: str(ports) for protocol, ports in info.probed.items()}
+        # What the scanner says it probed, for the run page (masscan writes no port list).
+        chunk.coverage = {protocol: str(ports) for protocol, ports in info.probed.items() if ports}
         chunk.ingested_at = chunk.finished_at = finished
         chunk.save()
         run.status = RunStatus.SUCCEEDED
@@ -70,6 +87,41 @@ def import_nmap_xml(source: BinaryIO, *, zone, requested_by=None, name: str = ""
             "import",
             run,
             object_repr=run.targets,
-            summary=f"{summary.hosts_seen} host(s), {summary.total_changes} change(s), into zone {zone.name}.",
+            summary=(
+                f"{scan_file.label}: {summary.hosts_seen} host(s), {summary.total_changes} change(s), "
+                f"into zone {zone.name}."
+            ),
         )
     return run
+
+
+def _ingest_nmap(
+    run, chunk, zone, *, source, scan_file: ScanFile, path, observed_at
+) -> tuple[IngestSummary, NmapRunInfo]:
+    """Stream the file as it is; if an address is listed twice, roll back and merge."""
+    attempt = transaction.savepoint()
+    try:
+        if path is not None and ingest_pg.is_available():
+            return ingest_file(run=run, chunk=chunk, zone=zone, path=path, now=observed_at, observed_at=observed_at)
+        source.seek(0)
+        reader = NmapXmlReader(source)
+        # Hosts nmap lists as down are observations too; no address is silent.
+        coverage = Coverage(frozenset(), reader.info.probed, complete=True, observed_at=observed_at)
+        summary = ingest(
+            run=run, chunk=chunk, zone=zone, coverage=coverage, observations=reader.hosts(), now=observed_at
+        )
+        return summary, reader.info
+    except HostListedTwice:
+        transaction.savepoint_rollback(attempt)
+    hosts = merged_hosts(scan_file)
+    info = scan_file.info
+    coverage = Coverage(frozenset(), info.probed, complete=True, observed_at=observed_at)
+    summary = ingest(run=run, chunk=chunk, zone=zone, coverage=coverage, observations=hosts, now=observed_at)
+    return summary, info
+
+
+def _ingest_masscan(run, chunk, zone, *, scan_file: ScanFile, hosts, observed_at) -> tuple[IngestSummary, NmapRunInfo]:
+    """Only what masscan heard: no probed ports, no silent addresses, so nothing closes."""
+    coverage = Coverage(frozenset(), {}, complete=True, observed_at=observed_at)
+    summary = ingest(run=run, chunk=chunk, zone=zone, coverage=coverage, observations=hosts, now=observed_at)
+    return summary, scan_file.info

@@ -32,6 +32,7 @@ from inventory.models import Host, ProbedPortSet, Service, Zone
 from scans import ingest_pg
 from scans.choices import ChangeKind
 from scans.diff import Coverage, DiffResult, KnownHost, KnownService, diff_hosts
+from scans.merge import merge_duplicates
 from scans.models import Change, ScanChunk, ScanRun
 from scans.nmap_xml import HostObservation, NmapRunInfo, unique_hosts
 from scans.signals import changes_recorded
@@ -68,9 +69,15 @@ def ingest(
 
     Must run inside ``transaction.atomic()``: an error part-way (a truncated
     file, say) rolls everything back. An incomplete coverage concludes nothing.
+
+    Observations held in a list (a scan chunk's) are merged per address first
+    (``scans.merge``); a stream raises ``HostListedTwice`` at an address it
+    lists twice, for the caller to merge (``scans.imports``).
     """
     if not coverage.complete:
         return IngestSummary()
+    if isinstance(observations, list | tuple):
+        observations = merge_duplicates(observations, coverage.probed)
     if ingest_pg.is_available():
         with connection.cursor() as cursor:
             ingest_pg.create_staging(cursor)

@@ -46,6 +46,7 @@ from inventory.choices import NO_RISK
 from scans.diff import Coverage
 from scans.nmap_xml import (
     ALL_PROTOCOLS,
+    HostListedTwice,
     HostObservation,
     NmapRunInfo,
     NmapXmlError,
@@ -188,7 +189,8 @@ def create_staging(cursor) -> None:
 def stage_observations(cursor, observations: Iterable[HostObservation]) -> tuple[int, int]:
     """COPY observations into pw_obs; return (hosts seen, hosts up).
 
-    A host listed twice is an error (NmapXmlError).
+    A host listed twice raises HostListedTwice: the caller merges (scans.merge)
+    and stages again.
     """
     seen = up = 0
     with cursor.cursor.copy(f"COPY pw_obs ({COLUMNS}) FROM STDIN") as copy:
@@ -213,7 +215,10 @@ def stage_file_batches(cursor, path: str, info: NmapRunInfo, parts: int | None =
     PostgreSQL, the next fragments are being parsed, so the CPUs stay busy.
     ``info`` receives the run information; completeness is checked at the end
     (NmapXmlError if the file is truncated or reports an error): the caller's
-    transaction then rolls every batch back.
+    transaction then rolls every batch back. An address listed twice, in one
+    fragment or two, raises HostListedTwice as soon as it is seen: the caller
+    rolls back what was staged and reads the file again, merging
+    (scans.imports), so ordinary files pay nothing for the possibility.
     """
     if parts is None:
         big = os.path.getsize(path) >= settings.INGEST_PARALLEL_MIN_BYTES
@@ -234,7 +239,7 @@ def _parallel_batches(cursor, path: str, pieces: list, info: NmapRunInfo) -> Ite
     # index -> (pid, data path, result pipe), for the children started and not yet reaped
     children: dict[int, tuple[int, str, int]] = {}
     payloads: dict[int, dict] = {}  # what finished children reported, by index
-    # Each fragment's parser refuses a host listed twice in it; across
+    # Each fragment's parser stops at a host listed twice in it; across
     # fragments, the addresses each parser lists are compared here.
     seen: set[str] = set()
     started = 0
@@ -278,6 +283,8 @@ def _parallel_batches(cursor, path: str, pieces: list, info: NmapRunInfo) -> Ite
             while index not in payloads:
                 collect(None)
             payload = payloads.pop(index)
+            if "listed_twice" in payload:
+                raise HostListedTwice(payload["listed_twice"])
             if "error" in payload:
                 raise NmapXmlError(payload["error"])
             info.merge(_info_from(payload["info"]))
@@ -327,6 +334,8 @@ def _parse_fragment_into(path: str, piece, data_path: str, result_fd: int) -> No
         with open(data_path + ".hosts", "w") as hosts:
             hosts.write("\n".join(addresses))
         result = {"seen": len(addresses), "up": up, "info": _info_to(info)}
+    except HostListedTwice as error:
+        result = {"listed_twice": error.address}
     except NmapXmlError as error:
         result = {"error": str(error)}
     except BaseException:

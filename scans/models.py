@@ -19,6 +19,7 @@ from scans.choices import (
     ChunkStatus,
     PortScope,
     RunStatus,
+    Scanner,
     ScanType,
     ScheduleKind,
     ScopeAction,
@@ -147,6 +148,8 @@ class ScanRun(models.Model):
     zone = models.ForeignKey(Zone, on_delete=models.PROTECT, related_name="runs")
     profile = models.ForeignKey(ScanProfile, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    # masscan imports conclude only what masscan heard (see scans.imports).
+    scanner = models.CharField(max_length=16, choices=Scanner.choices, default=Scanner.NMAP)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     # What was asked for, frozen at creation so later edits of the target or
@@ -190,6 +193,10 @@ class ScanRun(models.Model):
     def is_import(self) -> bool:
         """An imported file: its targets and ports are what the file says nmap scanned."""
         return self.trigger == Trigger.IMPORT
+
+    @property
+    def is_masscan(self) -> bool:
+        return self.scanner == Scanner.MASSCAN
 
     @property
     def succeeded(self) -> bool:

@@ -17,6 +17,16 @@ Nothing here touches the database. Files may be hostile (uploads), so:
 A file that ends before nmap's ``<runstats>`` did not finish: the reader raises
 after the last host, so that whoever ingests it can roll back.
 
+masscan writes the same format (``<nmaprun scanner="masscan">``), read from
+the document itself: one ``<host>`` per open port or banner, no ``<status>``
+(a record is an answer, so its host is up), no port list in ``<scaninfo>``.
+Only open ports are kept (``--show closed`` records are answers too, but
+masscan's silence and its closed ports conclude nothing in PortWatch); a
+banner becomes the script output ``masscan-<name>``. Its entries are merged
+per address by ``scans.merge``; ``hosts()`` refuses an address listed twice
+(``HostListedTwice``) for callers that cannot merge, ``entries()`` gives
+every entry as written.
+
 Large files can be read in parallel: ``fragments()`` cuts the body before a
 ``<host`` tag at the start of a line, and ``read_fragment()`` parses one
 piece, closed with the root's own tags. A cut that fell inside a comment or
@@ -98,10 +108,24 @@ _PLAIN_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}").fullmatch
 _ENCODING = re.compile(rb"""^<\?xml[^>]*encoding=["']([A-Za-z0-9._-]+)["']""")
 # Any protocol: the state of every probed port nmap did not list.
 ALL_PROTOCOLS = "*"
+# <nmaprun scanner=...> of masscan's XML.
+MASSCAN = "masscan"
+# masscan's banner kinds that annotate a service rather than name it.
+MASSCAN_ANNOTATIONS = frozenset(
+    ("X509", "title", "html", "vuln", "heartbleed", "ticketbleed", "safe", "scripting", "versioning", "unknown")
+)
 
 
 class NmapXmlError(ValueError):
     """The file is not a complete, well-formed nmap XML document."""
+
+
+class HostListedTwice(NmapXmlError):
+    """An address appears twice where the reader cannot merge: the caller merges (``scans.merge``)."""
+
+    def __init__(self, address: str):
+        super().__init__(f"The host {address} is listed twice.")
+        self.address = address
 
 
 class PortObservation(NamedTuple):
@@ -144,6 +168,8 @@ class NmapRunInfo:
 
     args: str = ""
     version: str = ""
+    # Who wrote the file: "nmap" or "masscan" (<nmaprun scanner>).
+    scanner: str = "nmap"
     started: datetime | None = None
     # Protocol -> ports nmap says it probed (from <scaninfo>).
     probed: dict[str, PortSet] = field(default_factory=dict)
@@ -196,14 +222,19 @@ class NmapXmlReader:
         self._pending = self._parse()
         self._first = next(self._pending, None)
 
-    def hosts(self) -> Iterator[HostObservation]:
+    def entries(self) -> Iterator[HostObservation]:
+        """Every ``<host>`` as written, an address listed twice included."""
         if self._first is not None:
             first, self._first = self._first, None
             yield first
         yield from self._pending
 
+    def hosts(self) -> Iterator[HostObservation]:
+        """The hosts, raising ``HostListedTwice`` at an address listed twice."""
+        return unique_hosts(self.entries())
+
     def _parse(self) -> Iterator[HostObservation]:
-        yield from unique_hosts(_parse(_blocks(self._source), self.info))
+        yield from _parse(_blocks(self._source), self.info)
         self.info.check_complete()
 
 
@@ -333,13 +364,14 @@ def _parse(
     # The C parser: the prolog, the only place entities can be declared,
     # passed defusedxml (check_prolog); see the module docstring.
     parser = ET.XMLPullParser(events=("end",))
+    read_host = _read_masscan_host if info.scanner == MASSCAN else _read_host
     try:
         for block in blocks:
             parser.feed(block)
             for _, element in parser.read_events():
                 tag = element.tag
                 if tag == "host":
-                    yield _read_host(element)
+                    yield read_host(element)
                     element.clear()
                 elif tag in _RUN_TAGS:
                     _read_run_tag(element, info)
@@ -352,12 +384,12 @@ def _parse(
         ) from None
 
 
-def listed_twice(address: str) -> NmapXmlError:
-    return NmapXmlError(f"The host {address} is listed twice.")
+def listed_twice(address: str) -> HostListedTwice:
+    return HostListedTwice(address)
 
 
 def unique_hosts(observations: Iterable[HostObservation]) -> Iterator[HostObservation]:
-    """The observations, refusing a host listed twice (whatever produced them)."""
+    """The observations, raising ``HostListedTwice`` at a host listed twice (whatever produced them)."""
     addresses: set[str] = set()
     for observation in observations:
         if observation.address in addresses:
@@ -401,6 +433,7 @@ def _limited_blocks(source: BinaryIO, length: int) -> Iterator[bytes]:
 
 def _read_root(root: tuple[str, dict], info: NmapRunInfo) -> None:
     _, attrib = root
+    info.scanner = MASSCAN if attrib.get("scanner") == MASSCAN else "nmap"
     info.args = attrib.get("args", "")[:2000]
     info.version = attrib.get("version", "")[:32]
     info.started = _timestamp(attrib.get("start"))
@@ -539,6 +572,52 @@ def _read_host(element) -> HostObservation:
         _read_extraports(extraports),
         element.get("timedout") == "true",
     )
+
+
+def _read_masscan_host(element) -> HostObservation:
+    """One masscan record: an address and one port (open, or a banner of an open port).
+
+    masscan writes no ``<status>``: any record is an answer, so the host is
+    up. Closed ports (``--show closed``) and other protocols (ICMP, ARP) say
+    only that. A banner's kind names the service unless it only annotates it
+    (a title, a certificate); the banner itself is kept as script output.
+    """
+    address = None
+    ports = []
+    for child in element:
+        if child.tag == "address" and address is None:
+            # masscan writes addrtype="ipv4" for IPv6 addresses too: the address says which.
+            address = _address(child.get("addr", ""))
+        elif child.tag == "ports":
+            ports.extend(item for item in child if item.tag == "port")
+    if address is None:
+        raise NmapXmlError("A <host> has no IPv4 or IPv6 address.")
+    observations = []
+    for port in ports:
+        protocol = port.get("protocol", "")
+        if protocol not in _PROTOCOLS:
+            continue
+        portid = port.get("portid", "")
+        number = int(portid) if portid.isdigit() else _int(portid, f"portid of {address}")
+        if not PORT_MIN <= number <= PORT_MAX:
+            raise NmapXmlError(f"portid {number} of {address} is not within {PORT_MIN}-{PORT_MAX}.")
+        state = port.find("state")
+        if state is None or state.get("state") != "open":
+            continue
+        service = port.find("service")
+        name, scripts = "", ()
+        if service is not None:
+            name, scripts = masscan_banner(service.get("name", ""), service.get("banner", ""))
+        observations.append(_new_port((protocol, number, PortState.OPEN.value, name, "", "", "", False, scripts)))
+    return HostObservation(address, True, (), tuple(observations))
+
+
+def masscan_banner(kind: str, banner: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The service name and script output of a masscan banner of kind ``kind`` (bounded, NULs stripped)."""
+    kind = _text(kind, 48)
+    name = "" if (not kind or kind in MASSCAN_ANNOTATIONS or kind.startswith("(")) else kind
+    scripts = ((f"masscan-{kind or 'banner'}", _text(banner, SCRIPT_OUTPUT_MAX)),) if banner else ()
+    return name, scripts
 
 
 def _read_extraports(groups: list) -> tuple[tuple[str, str, PortSet], ...]:

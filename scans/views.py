@@ -16,7 +16,7 @@ from portwatch.roles import Role, RoleRequiredMixin, has_role
 from scans import scope_rules, services
 from scans.filters import ChangeFilter
 from scans.forms import ImportForm, ScanProfileForm, ScanTargetForm, ScopeRuleForm
-from scans.imports import import_nmap_xml
+from scans.imports import import_scan_file
 from scans.models import Change, ScanProfile, ScanRun, ScanTarget, ScopeRule
 from scans.nmap_xml import NmapXmlError
 from scans.scope import ScopeError
@@ -250,8 +250,9 @@ class ScopeRuleDeleteView(RoleRequiredMixin, View):
 
 
 class ImportView(RoleRequiredMixin, View):
-    """Upload an nmap XML file. Oversized uploads are refused (413) before
-    they are read; a bad file is refused with the reason and writes nothing."""
+    """Upload a scan file (nmap XML, masscan XML or JSON). Oversized uploads are
+    refused (413) before they are read; a bad file is refused with the reason
+    and writes nothing."""
 
     required_role = Role.ADMIN
     template_name = "scans/import.html"
@@ -276,7 +277,7 @@ class ImportView(RoleRequiredMixin, View):
             return render(request, self.template_name, {"form": form}, status=status)
         upload = form.cleaned_data["file"]
         try:
-            run = import_nmap_xml(
+            run = import_scan_file(
                 upload,
                 zone=form.cleaned_data["zone"],
                 requested_by=request.user,
@@ -289,12 +290,14 @@ class ImportView(RoleRequiredMixin, View):
             audit.record(
                 request.user,
                 "import.refuse",
-                object_type="nmap XML file",
+                object_type="scan file",
                 object_repr=upload.name[:255],
                 summary=str(error),
             )
             return render(request, self.template_name, {"form": form}, status=400)
+        concluded = " masscan's silence concludes nothing: no port was closed." if run.is_masscan else ""
         messages.success(
-            request, f"Imported {upload.name}: {run.hosts_total} host(s), {run.changes.count()} change(s)."
+            request,
+            f"Imported {upload.name}: {run.hosts_total} host(s), {run.changes.count()} change(s).{concluded}",
         )
         return redirect(run)

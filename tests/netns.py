@@ -4,7 +4,9 @@ Loopback always answers, so it cannot show a filtered port or a host that
 went quiet. This lab builds two network namespaces joined by a veth pair: the
 scanner (198.18.0.1) in one, the test hosts (198.18.0.2 ...) in the other,
 with an nftables table there to drop what a test wants dropped. nmap runs
-inside the scanner namespace through a wrapper script given as NMAP_PATH.
+inside the scanner namespace through a wrapper script given as NMAP_PATH;
+masscan runs there too (``NetnsLab.masscan``), with its own TCP stack on an
+address of the lab the kernel does not own.
 198.18.0.0/15 is the benchmarking range: it exists only inside the lab.
 Everything is removed at the end (deleting a namespace kills its listeners).
 """
@@ -18,6 +20,8 @@ from pathlib import Path
 
 LAB_NETWORK = "198.18.0.0/24"
 SCANNER = "198.18.0.1"
+# masscan's own TCP stack answers for this address (the kernel must not own it).
+MASSCAN_ADDRESS = "198.18.0.250"
 LISTENER = Path(__file__).parent / "lab_listener.py"
 
 
@@ -39,6 +43,15 @@ def netns_unavailable_reason() -> str | None:
     if result.returncode != 0:
         return f"this machine does not allow network namespaces: {result.stderr.strip()}"
     _run("ip", "netns", "del", probe, check=False)
+    return None
+
+
+def masscan_unavailable_reason() -> str | None:
+    reason = netns_unavailable_reason()
+    if reason:
+        return reason
+    if shutil.which("masscan") is None:
+        return "masscan is not installed (apt-get install masscan)"
     return None
 
 
@@ -118,6 +131,17 @@ class NetnsLab:
             f"add rule arp pwarp input arp daddr ip {address} drop",
         )
         _run("ip", "-n", self.scan_ns, "neigh", "flush", "all")
+
+    def masscan(self, *args: str) -> str:
+        """Run masscan in the scanner's namespace (it needs raw sockets); return its stderr."""
+        link = _run("ip", "-n", self.hosts_ns, "-o", "link", "show", self.veth_hosts).stdout
+        router_mac = link.split("link/ether", 1)[1].split()[0]
+        result = _run(
+            "ip", "netns", "exec", self.scan_ns, "masscan",
+            "--adapter", self.veth_scan, "--adapter-ip", MASSCAN_ADDRESS, "--router-mac", router_mac,
+            "--rate", "2000", "--wait", "2", *args,
+        )  # fmt: skip
+        return result.stderr
 
     def destroy(self) -> None:
         for process in self.listeners:

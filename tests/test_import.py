@@ -13,7 +13,7 @@ from django.utils import timezone
 from inventory.choices import PortState
 from inventory.models import Host, Service, Zone
 from scans.choices import ChangeKind, RunStatus, Trigger
-from scans.imports import import_nmap_xml
+from scans.imports import import_scan_file
 from scans.models import Change, ScanRun
 
 pytestmark = pytest.mark.django_db
@@ -122,7 +122,7 @@ def test_a_service_name_with_a_newline_is_stored_not_mistaken_for_plain(engine, 
     path.write_text(odd)
 
     with open(path, "rb") as source:
-        import_nmap_xml(source, zone=Zone.default(), name=path.name, path=str(path) if engine == "sql-file" else None)
+        import_scan_file(source, zone=Zone.default(), name=path.name, path=str(path) if engine == "sql-file" else None)
     assert Service.objects.get(port=41080).name == "web\n"
 
 

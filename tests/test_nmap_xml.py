@@ -10,7 +10,8 @@ import pytest
 
 from inventory.choices import PortState
 from inventory.ports import PortSet
-from scans.nmap_xml import NmapXmlError, NmapXmlReader
+from scans.nmap_xml import HostListedTwice, NmapXmlError, NmapXmlReader
+from scans.scanfiles import merged_hosts, open_scan_file
 
 FIXTURES = Path(__file__).parent / "fixtures" / "nmap"
 
@@ -150,4 +151,38 @@ def test_a_file_of_any_shape_or_encoding_streams_in_bounded_memory(shape):
         tracemalloc.stop()
     assert count == 1600
     assert (last.address, last.hostnames) == ("127.78.6.100", ("café",) if shape == "latin-1" else ())
+    assert peak < len(blob) / 4, f"{peak / 2**20:.1f} MiB for a {len(blob) / 2**20:.1f} MiB file"
+
+
+def test_nmap_by_hostname_lists_the_address_once_per_name_and_the_reader_merges_it():
+    """Real nmap 7.93, given www.lab.test and lab.test (one address): two <host> entries."""
+    path = FIXTURES / "lab_two_names_one_address.xml"
+    with open(path, "rb") as source:
+        entries = list(NmapXmlReader(source).entries())
+    assert [entry.address for entry in entries] == ["198.18.20.1", "198.18.20.2", "198.18.20.1"]
+    with open(path, "rb") as source, pytest.raises(HostListedTwice, match=r"198\.18\.20\.1 is listed twice"):
+        list(NmapXmlReader(source).hosts())  # for callers that cannot merge
+
+    with open(path, "rb") as source:
+        hosts = list(merged_hosts(open_scan_file(source)))
+    assert [host.address for host in hosts] == ["198.18.20.2", "198.18.20.1"]
+    merged = hosts[1]
+    assert merged.hostnames == ("www.lab.test", "lab.test")
+    assert [(port.port, port.state) for port in merged.ports] == [(41022, "open"), (41443, "open")]
+    assert merged.other_ports == (("*", PortState.CLOSED, PortSet()),)
+
+
+def test_merging_a_repeated_address_keeps_memory_bounded():
+    """Two passes, holding only the repeated address: memory does not follow the file."""
+    text = many_hosts(1600)
+    start = text.index("<host ")
+    first = text[start : text.index("</host>", start) + len("</host>\n")]
+    blob = (text[: text.index("<runstats>")] + first + text[text.index("<runstats>") :]).encode()
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in merged_hosts(open_scan_file(io.BytesIO(blob))))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert count == 1600
     assert peak < len(blob) / 4, f"{peak / 2**20:.1f} MiB for a {len(blob) / 2**20:.1f} MiB file"

@@ -1,5 +1,6 @@
 """Real nmap scans of real listeners on loopback, through the scan services."""
 
+import sys
 from unittest import mock
 
 import pytest
@@ -194,3 +195,35 @@ def test_ingesting_the_same_observations_twice_records_them_once(lab):
 
     assert Change.objects.count() == before
     assert not Service.objects.filter(port=41443).exists()
+
+
+def test_an_address_nmap_lists_twice_is_merged_in_the_chunk(lab, settings, tmp_path):
+    """Two target names of one address (www.example.org, example.org): nmap scans and
+    lists the address once per name. The real nmap, given every target twice, through
+    the run path: the chunk merges, records each change once, and the run succeeds."""
+    written = tmp_path / "scan-as-written.xml"
+    wrapper = tmp_path / "nmap-twice"
+    wrapper.write_text(
+        f"#!{sys.executable}\n"
+        "import shutil, subprocess, sys\n"
+        "args = sys.argv[1:]\n"
+        "targets = args[args.index('-iL') + 1]\n"
+        "text = open(targets).read()\n"
+        "open(targets, 'w').write(text + text)\n"
+        f"status = subprocess.call([{settings.NMAP_PATH!r}, *args])\n"
+        f"shutil.copy(args[args.index('-oX') + 1], {str(written)!r})\n"
+        "sys.exit(status)\n"
+    )
+    wrapper.chmod(0o755)
+    settings.NMAP_PATH = str(wrapper)
+    lab.open(1, 41022)
+    lab.open(2, 41080)
+
+    run = scan(make_target(lab, hosts=[1, 2]))
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    text = written.read_text()
+    assert text.count(f'<address addr="{lab.address(1)}"') == 2  # nmap wrote it twice
+    assert run.hosts_up == 2 and Host.objects.filter(address__startswith=lab.prefix + ".").count() == 2
+    assert changes(run, ChangeKind.PORT_OPENED) == {(lab.address(1), 41022), (lab.address(2), 41080)}
+    assert Change.objects.filter(run=run, kind=ChangeKind.PORT_OPENED).count() == 2

@@ -1,8 +1,10 @@
-"""Every row of the diff-semantics table (DESIGN.md), on PostgreSQL, from nmap XML.
+"""Every row of the diff-semantics table (DESIGN.md), on PostgreSQL, from scan files.
 
-Each scenario is a folder of nmap XML files under fixtures/nmap/semantics/,
-imported in order (one hour apart, by nmap's own start times). The table says
-which changes the LAST file must produce and what the inventory then holds.
+Each scenario is a folder of scan files (nmap XML, masscan XML or JSON) under
+fixtures/nmap/semantics/, imported in order (by the scanners' own start
+times). The table says which changes the LAST file must produce and what the
+inventory then holds. The masscan and "listed twice" rows were written by the
+real tools in a namespace lab (fixtures/produce_lab_fixtures.sh).
 
 Every scenario runs through each way a scan reaches the database:
 
@@ -30,17 +32,25 @@ from inventory.ports import PortSet
 from scans.choices import ChangeKind as K
 from scans.choices import ChunkStatus, RunStatus, Trigger
 from scans.diff import Coverage
-from scans.imports import import_nmap_xml
+from scans.imports import import_scan_file
 from scans.ingest import ingest
 from scans.models import Change, ScanChunk, ScanRun
-from scans.nmap_xml import HostObservation, NmapRunInfo, NmapXmlError, NmapXmlReader, fragments, read_fragment
+from scans.nmap_xml import (
+    HostObservation,
+    NmapRunInfo,
+    NmapXmlError,
+    NmapXmlReader,
+    PortObservation,
+    fragments,
+    read_fragment,
+)
 from scans.services import expire_flapping
 from tests.factories import PROBED
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 SCENARIOS = Path(__file__).parent / "fixtures" / "nmap" / "semantics"
-A, B = "198.18.20.1", "198.18.20.2"
+A, B = "198.18.20.1", "198.18.20.2"  # the lab-written rows use them too
 SQL_ENGINE_ONLY = pytest.mark.postgresql("the set-based SQL engine (scans/ingest_pg.py) is PostgreSQL's")
 ENGINES = (
     pytest.param("sql-file", marks=SQL_ENGINE_ONLY),
@@ -108,6 +118,27 @@ TABLE = [
     Row("same_scan_twice", set(), {(A, 22): "open", (A, 80): "open"}),
     # toggling open/closed again and again -> still recorded, marked flapping
     Row("port_flapping", {(K.PORT_CLOSED, A, 80)}, {(A, 80): "closed"}),
+    # masscan after nmap: what it heard opens (41443); its silence closes nothing
+    # (41080 stopped, B dropped everything): no port_closed, no host_unreachable, nothing stale
+    Row(
+        "masscan_after_nmap_closes_nothing",
+        {(K.PORT_OPENED, A, 41443)},
+        {(A, 41022): "open", (A, 41080): "open", (A, 41443): "open", (B, 41443): "open"},
+        {A: HostStatus.UP, B: HostStatus.UP},
+    ),
+    Row(
+        "masscan_json_after_nmap_closes_nothing",
+        {(K.PORT_OPENED, A, 41443)},
+        {(A, 41022): "open", (A, 41080): "open", (A, 41443): "open", (B, 41443): "open"},
+        {A: HostStatus.UP, B: HostStatus.UP},
+    ),
+    # nmap by two names resolving to A lists A twice: merged, each change once
+    Row(
+        "nmap_lists_one_address_twice",
+        {(K.PORT_OPENED, A, 41443), (K.PORT_CLOSED, A, 41080), (K.PORT_CLOSED, B, 41443)},
+        {(A, 41022): "open", (A, 41080): "closed", (A, 41443): "open", (B, 41443): "closed"},
+        {A: HostStatus.UP, B: HostStatus.UP},
+    ),
 ]
 
 
@@ -125,7 +156,7 @@ def import_all(paths: list[Path], engine: str):
     for path in paths:
         with open(path, "rb") as source:
             on_disk = str(path) if engine == "sql-file" else None
-            runs.append(import_nmap_xml(source, zone=zone, name=path.name, path=on_disk))
+            runs.append(import_scan_file(source, zone=zone, name=path.name, path=on_disk))
     return runs
 
 
@@ -133,9 +164,13 @@ def changes_of(run) -> set:
     return {(change.kind, change.host.address, change.port) for change in Change.objects.filter(run=run)}
 
 
+def scenario_files(scenario: str) -> list[Path]:
+    return sorted(path for path in (SCENARIOS / scenario).iterdir() if path.suffix in (".xml", ".json"))
+
+
 @pytest.mark.parametrize("row", TABLE, ids=[row.scenario for row in TABLE])
 def test_semantics_table(row: Row, engine):
-    files = sorted((SCENARIOS / row.scenario).glob("*.xml"))
+    files = scenario_files(row.scenario)
     assert len(files) >= 2, "a scenario needs a before and an after"
     *before, last = files
     import_all(before, engine)
@@ -159,7 +194,7 @@ def test_semantics_table(row: Row, engine):
 
 def test_a_port_that_keeps_toggling_is_marked_flapping(engine, settings):
     settings.FLAP_THRESHOLD = 4
-    import_all(sorted((SCENARIOS / "port_flapping").glob("*.xml")), engine)
+    import_all(scenario_files("port_flapping"), engine)
 
     toggles = Change.objects.filter(port=80).order_by("created_at")
     # opened, closed, opened: below the threshold; the 4th toggle and later are flapping.
@@ -176,7 +211,7 @@ def test_a_port_that_keeps_toggling_is_marked_flapping(engine, settings):
 
 
 def test_a_returned_host_has_its_stale_ports_refreshed(engine):
-    import_all(sorted((SCENARIOS / "host_returned_then_ports_diffed").glob("*.xml")), engine)
+    import_all(scenario_files("host_returned_then_ports_diffed"), engine)
     assert not Service.objects.filter(stale=True).exists()
     assert Service.objects.get(port=22).state == PortState.OPEN
 
@@ -184,7 +219,7 @@ def test_a_returned_host_has_its_stale_ports_refreshed(engine):
 def test_the_flapping_mark_is_cleared_once_the_port_settles(engine, settings):
     # The fixture scans are an hour apart: six toggles fit in six hours.
     settings.FLAP_THRESHOLD, settings.FLAP_WINDOW_MINUTES = 4, 6 * 60
-    import_all(sorted((SCENARIOS / "port_flapping").glob("*.xml")), engine)
+    import_all(scenario_files("port_flapping"), engine)
     settled = Service.objects.get(port=80)
     assert settled.flapping
 
@@ -195,27 +230,41 @@ def test_the_flapping_mark_is_cleared_once_the_port_settles(engine, settings):
 
 def many_hosts_file(tmp_path, repeat_first: bool) -> Path:
     """A scan of 64 hosts (so a parallel parse cuts it into several fragments),
-    optionally listing the first host again at the very end."""
+    optionally listing the first host again at the very end, with one more port open."""
     text = (SCENARIOS / "port_opened_from_unknown" / "01.xml").read_text()
     head, rest = text.split("<host ", 1)
     host, tail = rest.split("</host>\n", 1)
     hosts = [f"<host {host.replace(A, f'198.18.21.{n}')}</host>\n" for n in range(1, 65)]
     if repeat_first:
-        hosts.append(hosts[0])
+        again = hosts[0].replace('portid="22"', 'portid="222"')
+        assert again != hosts[0]
+        hosts.append(again)
     path = tmp_path / "many.xml"
     path.write_text(head + "".join(hosts) + tail)
     return path
 
 
-def test_a_host_listed_twice_is_refused_even_across_fragments(engine, tmp_path):
-    path = many_hosts_file(tmp_path, repeat_first=True)
-    with pytest.raises(NmapXmlError, match=r"The host 198\.18\.21\.1 is listed twice"):
-        import_all([path], engine)
-    assert not Host.objects.exists() and not Change.objects.exists()
+def test_a_host_listed_twice_is_merged_even_across_fragments(engine, tmp_path):
+    """nmap lists an address once per target naming it: the entries are merged,
+    wherever they fall (the parallel parse rolls back to a savepoint and merges)."""
+    import_all([many_hosts_file(tmp_path, repeat_first=True)], engine)
+
+    assert Host.objects.count() == 64
+    assert Change.objects.filter(kind=K.PORT_OPENED).count() == 64 + 1
+    first = {service.port: service.state for service in Service.objects.filter(host__address="198.18.21.1")}
+    assert first == {22: "open", 222: "open"}
+    assert ScanRun.objects.get().hosts_total == 64
 
     import_all([many_hosts_file(tmp_path, repeat_first=False)], engine)
     assert Host.objects.count() == 64
-    assert Change.objects.filter(kind=K.PORT_OPENED).count() == 64
+    # The second file says 222 closed (its summary): one change.
+    assert Change.objects.filter(kind=K.PORT_CLOSED).count() == 1
+
+
+def test_nmap_by_hostname_unites_the_names(engine):
+    """The real file of `nmap www.lab.test lab.test` (both resolve to one address)."""
+    import_all(scenario_files("nmap_lists_one_address_twice"), engine)
+    assert Host.objects.get(address=A).hostnames == ["www.lab.test", "lab.test"]
 
 
 def test_a_large_file_is_cut_into_fragments_parsed_in_parallel(tmp_path):
@@ -245,13 +294,24 @@ def test_an_error_deep_in_a_fragment_gives_its_line_in_the_file(tmp_path):
 
 
 @pytest.mark.parametrize("sql_engine", [pytest.param(True, marks=SQL_ENGINE_ONLY), False], ids=["sql", "python"])
-def test_a_host_listed_twice_in_one_chunk_is_refused(settings, sql_engine):
+def test_a_host_listed_twice_in_one_chunk_is_merged(settings, sql_engine):
     settings.INGEST_SQL_ENGINE = sql_engine
     now, zone = timezone.now(), Zone.default()
-    host = HostObservation("127.60.0.9", True, (), (), (("*", PortState.CLOSED, PortSet()),))
+    closed = (("*", PortState.CLOSED, PortSet()),)
+    first = HostObservation("127.60.0.9", True, ("www.lab.test",), (PortObservation("tcp", 22, "open"),), closed)
+    second = HostObservation("127.60.0.9", True, ("lab.test",), (PortObservation("tcp", 80, "open"),), closed)
     run = ScanRun.objects.create(zone=zone, trigger=Trigger.IMPORT, status=RunStatus.RUNNING, created_at=now)
     chunk = ScanChunk.objects.create(run=run, index=0, status=ChunkStatus.RUNNING, attempts=1)
     coverage = Coverage(frozenset(), PROBED, complete=True, observed_at=now)
-    with pytest.raises(NmapXmlError, match=r"The host 127\.60\.0\.9 is listed twice"), transaction.atomic():
-        ingest(run=run, chunk=chunk, zone=zone, coverage=coverage, observations=[host, host], now=now)
-    assert not Host.objects.exists() and not Change.objects.exists()
+    with transaction.atomic():
+        summary = ingest(run=run, chunk=chunk, zone=zone, coverage=coverage, observations=[first, second], now=now)
+
+    assert (summary.hosts_seen, summary.hosts_up) == (1, 1)
+    host = Host.objects.get()
+    assert host.hostnames == ["www.lab.test", "lab.test"]
+    assert set(host.services.values_list("port", "state")) == {(22, "open"), (80, "open")}
+    assert set(Change.objects.values_list("kind", "port")) == {
+        (K.HOST_DISCOVERED, None),
+        (K.PORT_OPENED, 22),
+        (K.PORT_OPENED, 80),
+    }

@@ -1,4 +1,7 @@
-"""Import an nmap XML file: manage.py import_nmap scan.xml [--zone NAME]."""
+"""Import a scan file: manage.py import_nmap scan.xml [--zone NAME].
+
+nmap XML, masscan XML (-oX) and masscan JSON (-oJ, -oD) are accepted; the
+format is read from the file."""
 
 from pathlib import Path
 
@@ -6,12 +9,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from inventory.models import Zone
-from scans.imports import import_nmap_xml
+from scans.imports import import_scan_file
 from scans.nmap_xml import NmapXmlError
 
 
 class Command(BaseCommand):
-    help = "Import an nmap XML file (nmap -oX) into the inventory of a zone."
+    help = (
+        "Import a scan file into the inventory of a zone: nmap XML (nmap -oX) or masscan's "
+        "XML (-oX) or JSON (-oJ, -oD). A masscan file closes nothing: only what it found counts."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("file", type=Path)
@@ -34,12 +40,13 @@ class Command(BaseCommand):
                 raise CommandError(f"No such zone: {zone}.")
         try:
             with open(file, "rb") as source:
-                run = import_nmap_xml(source, zone=target_zone, name=file.name, path=str(file))
+                run = import_scan_file(source, zone=target_zone, name=file.name, path=str(file))
         except NmapXmlError as error:
             raise CommandError(f"{file}: {error} Nothing was imported.") from None
         changes = run.changes.count()
+        concluded = " (masscan: nothing closed, only what it found counts)" if run.is_masscan else ""
         self.stdout.write(
             self.style.SUCCESS(
-                f"Imported {file.name}: {run.hosts_total} host(s), {run.hosts_up} up, {changes} change(s)."
+                f"Imported {file.name}: {run.hosts_total} host(s), {run.hosts_up} up, {changes} change(s){concluded}."
             )
         )
