@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run demo test test-sqlite lint format ensure-nmap ensure-chromium ensure-ndiff clean bench-pipeline bench-ingest bench-pages bench-alerts
+.PHONY: run demo test test-sqlite lint format ensure-nmap ensure-chromium ensure-ndiff ensure-wrk clean bench-pipeline bench-ingest bench-pages bench-alerts bench-load
 
 # --- set-up ---------------------------------------------------------------------
 
@@ -108,3 +108,16 @@ bench-pages: $(VENV)/.dev
 
 bench-alerts: $(VENV)/.dev
 	python -m tests.stack python -m bench.alerts $(BENCH_ARGS)
+
+ensure-wrk:
+	@if ! command -v wrk >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "wrk (the load generator of bench-load) is missing; installing it with apt-get..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else \
+	    echo "wrk is not installed. Install it with: sudo apt-get install wrk" >&2; exit 1; \
+	  fi; \
+	fi
+
+bench-load: $(VENV)/.dev ensure-wrk
+	python -m tests.stack python -m bench.load $(BENCH_ARGS)
