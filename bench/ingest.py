@@ -133,15 +133,14 @@ def import_one(path: str) -> None:
     if os.environ.get("BENCH_PROFILE"):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("  %(relativeCreated)7.0f ms  %(message)s"))
-        for name in ("scans.ingest_pg", "scans.ingest"):
-            logger = logging.getLogger(name)
-            logger.setLevel(logging.DEBUG)
-            logger.addHandler(handler)
-            logger.propagate = False
+        logger = logging.getLogger("scans.ingest")  # and every module of the package
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+        logger.propagate = False
     from django.db import connection
 
     from inventory.models import Zone
-    from scans.imports import import_scan_file
+    from scans.ingest.imports import import_scan_file
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")

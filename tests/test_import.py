@@ -13,7 +13,7 @@ from django.utils import timezone
 from inventory.choices import PortState
 from inventory.models import Host, Service, Zone
 from scans.choices import ChangeKind, RunStatus, Trigger
-from scans.imports import import_scan_file
+from scans.ingest.imports import import_scan_file
 from scans.models import Change, ScanRun
 
 pytestmark = pytest.mark.django_db
@@ -134,7 +134,7 @@ def test_statistics_that_autovacuum_resets_during_a_long_import_are_set_right_ag
     import psycopg
     from django.db import connection
 
-    from scans import ingest_pg
+    from scans.ingest.postgres.apply import keep_statistics
 
     now = timezone.now()
     host = Host.objects.create(
@@ -156,7 +156,7 @@ def test_statistics_that_autovacuum_resets_during_a_long_import_are_set_right_ag
         other.execute("SET lock_timeout = '10s'")
         other.execute("ANALYZE inventory_service")  # what autovacuum does: the rows are not committed
         assert reltuples(cursor) == 0
-        ingest_pg.keep_statistics(cursor, "inventory_service", "SELECT 3000")
+        keep_statistics(cursor, "inventory_service", "SELECT 3000")
         assert reltuples(cursor) == 3000
         other.execute("ANALYZE (SKIP_LOCKED) inventory_service")  # as autovacuum: it cannot have the table
         assert reltuples(cursor) == 3000
