@@ -9,17 +9,26 @@ transaction, COPYs each fragment into the staging tables in turn for the
 engine to diff while the next fragments are parsed. Children never touch
 the database; they report through a pipe, and are killed if the import
 stops early.
+
+Memory stays flat whatever the file's size: a fragment is at most
+FRAGMENT_MAX_BYTES (a parser holds its fragment's addresses, to find one
+listed twice), and what this process keeps to find an address listed in two
+fragments is 8 bytes a host (see ``_check_fragments``). That matters twice
+over: every child is forked from this process, and a child's resident size
+counts the pages it shares with its parent.
 """
 
 import gc
 import json
 import logging
+import math
 import os
 import select
 import shutil
 import signal
 import tempfile
 import traceback
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 # Niceness of the parser processes (see _parse_fragment_into).
 PARSER_NICENESS = 10
+# The largest fragment (about 37k hosts of nmap -p- output): what a parser holds does not grow with the file.
+FRAGMENT_MAX_BYTES = 64 << 20
 
 
 @dataclass
@@ -64,8 +75,7 @@ def stage_file_batches(cursor, path: str, info: NmapRunInfo, parts: int | None =
     (``scans.ingest.imports``), so ordinary files pay nothing for the possibility.
     """
     if parts is None:
-        big = os.path.getsize(path) >= settings.INGEST_PARALLEL_MIN_BYTES
-        parts = 2 * max(1, min(os.cpu_count() or 1, 8)) if big else 1
+        parts = _parts(os.path.getsize(path))
     pieces = fragments(path, parts)
     logger.debug("%s: %d fragment(s)", path, len(pieces))
     if len(pieces) == 1:
@@ -76,6 +86,13 @@ def stage_file_batches(cursor, path: str, info: NmapRunInfo, parts: int | None =
     info.check_complete()
 
 
+def _parts(size: int) -> int:
+    """Two fragments per CPU (one parsed while the other is diffed), more for a file too large for that."""
+    if size < settings.INGEST_PARALLEL_MIN_BYTES:
+        return 1
+    return max(2 * max(1, min(os.cpu_count() or 1, 8)), math.ceil(size / FRAGMENT_MAX_BYTES))
+
+
 def _parallel_batches(cursor, path: str, pieces: list, info: NmapRunInfo) -> Iterator[Batch]:
     running = max(1, min(os.cpu_count() or 1, len(pieces)))
     workdir = tempfile.mkdtemp(prefix="portwatch-ingest-")
@@ -83,8 +100,8 @@ def _parallel_batches(cursor, path: str, pieces: list, info: NmapRunInfo) -> Ite
     children: dict[int, tuple[int, str, int]] = {}
     payloads: dict[int, dict] = {}  # what finished children reported, by index
     # Each fragment's parser stops at a host listed twice in it; across
-    # fragments, the addresses each parser lists are compared here.
-    seen: set[str] = set()
+    # fragments, the hashes of the addresses each parser lists are compared here.
+    seen = array("q")
     started = 0
 
     def start_next() -> None:
@@ -132,11 +149,7 @@ def _parallel_batches(cursor, path: str, pieces: list, info: NmapRunInfo) -> Ite
                 raise NmapXmlError(payload["error"])
             info.merge(_info_from(payload["info"]))
             data_path = os.path.join(workdir, f"{index}.copy")
-            with open(data_path + ".hosts") as hosts:
-                addresses = hosts.read().split()
-            if not seen.isdisjoint(addresses):
-                raise listed_twice(next(address for address in addresses if address in seen))
-            seen.update(addresses)
+            _check_fragments(workdir, index, seen)
             create_staging(cursor)
             with cursor.cursor.copy(COPY_OBSERVATIONS) as copy, open(data_path, "rb") as data:
                 while block := data.read(1 << 20):
@@ -154,6 +167,28 @@ def _parallel_batches(cursor, path: str, pieces: list, info: NmapRunInfo) -> Ite
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _check_fragments(workdir: str, index: int, seen: array) -> None:
+    """Raise HostListedTwice if fragment ``index`` lists an address an earlier one did; add its hashes to ``seen``.
+
+    The parsers write each address's hash (children are forked: ``hash()``
+    gives the same number in all of them) and the addresses themselves; only
+    the hashes are kept here, 8 bytes a host. Equal hashes are checked
+    against the addresses, so a collision only costs that check.
+    """
+    hashes = array("q")
+    with open(os.path.join(workdir, f"{index}.copy.hashes"), "rb") as data:
+        hashes.frombytes(data.read())
+    if not set(hashes).isdisjoint(seen):
+        with open(os.path.join(workdir, f"{index}.copy.hosts")) as hosts:
+            addresses = set(hosts.read().split())
+        for earlier in range(index):
+            with open(os.path.join(workdir, f"{earlier}.copy.hosts")) as hosts:
+                for address in hosts:
+                    if address.strip() in addresses:
+                        raise listed_twice(address.strip())
+    seen.extend(hashes)
+
+
 def _parse_fragment_into(path: str, piece, data_path: str, result_fd: int) -> None:
     """Child process: parse one fragment into a file of COPY lines, then report."""
     status = 0
@@ -167,16 +202,18 @@ def _parse_fragment_into(path: str, piece, data_path: str, result_fd: int) -> No
         # the cyclic collector would only slow the parse down (by about 8%).
         gc.disable()
         info = NmapRunInfo()
-        addresses = []
+        hashes = array("q")
         up = 0
-        with open(data_path, "wb", buffering=1 << 20) as out:
+        with open(data_path, "wb", buffering=1 << 20) as out, open(data_path + ".hosts", "w") as hosts:
             for observation in read_fragment(path, piece, info):
-                addresses.append(observation.address)
+                address = observation.address
+                hashes.append(hash(address))
+                hosts.write(address + "\n")
                 up += observation.up
                 out.write(copy_rows(observation).encode())
-        with open(data_path + ".hosts", "w") as hosts:
-            hosts.write("\n".join(addresses))
-        result = {"seen": len(addresses), "up": up, "info": _info_to(info)}
+        with open(data_path + ".hashes", "wb") as out:
+            hashes.tofile(out)
+        result = {"seen": len(hashes), "up": up, "info": _info_to(info)}
     except HostListedTwice as error:
         result = {"listed_twice": error.address}
     except NmapXmlError as error:
