@@ -74,7 +74,9 @@ SELECT c.address, c.up, c.timed_out, c.hostnames, c.other_state,
        COALESCE(c.up AND h.status = {HostStatus.UP} AND c.sig = h.ports_sig AND h.seen_ports_id = %(probed_set)s::bigint
                 AND NOT %(any_unconfirmed)s, FALSE) AS unchanged
 FROM candidates c
-LEFT JOIN {Host} h ON h.zone_id = %(zone)s AND h.address = c.address
+-- Each address looked up in the (zone, address) index: a hash join would read
+-- every host of the inventory, every batch. (OFFSET 0 keeps it a lookup.)
+LEFT JOIN LATERAL (SELECT * FROM {Host} h WHERE h.zone_id = %(zone)s AND h.address = c.address OFFSET 0) h ON TRUE
 WHERE (h.id IS NOT NULL OR c.up)
   -- older observations never override newer ones (an old file imported late)
   AND (%(observed_at)s::timestamptz IS NULL OR h.id IS NULL OR h.last_scanned <= %(observed_at)s::timestamptz);
@@ -164,7 +166,12 @@ CREATE TEMP TABLE {StagedPort} ON COMMIT DROP AS
 WITH known AS (
     SELECT s.id, s.host_id, s.protocol, s.port, s.state, s.name, s.product, s.version, s.extrainfo,
            s.identified, s.scripts, s.stale, h.address, h.timed_out, h.other_state
-    FROM {Service} s JOIN pw_h h ON h.host_id = s.host_id AND h.up AND NOT h.is_new AND NOT h.unchanged
+    FROM pw_h h
+    -- The services of each host, looked up by its id: a merge join would read the
+    -- services' index from the lowest host id to the batch's highest, every batch.
+    -- (OFFSET 0 keeps the planner from turning this back into a plain join.)
+    CROSS JOIN LATERAL (SELECT * FROM {Service} s WHERE s.host_id = h.host_id OFFSET 0) s
+    WHERE h.up AND NOT h.is_new AND NOT h.unchanged
 ), observed AS MATERIALIZED (
     SELECT COALESCE(l.host_id, k.host_id) AS host_id,
            COALESCE(l.protocol, k.protocol) AS protocol,
