@@ -6,7 +6,9 @@ Writes scan1.xml and scan2.xml in the shape nmap 7.93 writes for a SYN scan of
 all 65,535 TCP ports (-sS -p-): every host up, ten open ports each, the other
 ports summarised as closed with their port list. Scan 2 moves ``churn`` of all
 open ports to another port of the same host (closed at the old port, opened at
-the new one). Addresses come from 198.18.0.0/15, the benchmarking range.
+the new one). Addresses count up from 198.18.0.1, in the benchmarking range
+198.18.0.0/15 (131,072 addresses; a larger scan goes on past it, which is
+harmless: these files are only read, nothing is scanned).
 """
 
 import argparse

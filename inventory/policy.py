@@ -13,10 +13,10 @@ the winning rule for any number of ports, on PostgreSQL and SQLite alike
 
 - the SQL diff engine decides new and renamed ports (another name may be
   another risk) before it writes them (``decision``, through
-  ``scans.ingest_pg.decide_staged``), except on new hosts, which get their
+  ``scans.ingest.postgres.apply.decide_staged``), except on new hosts, which get their
   tags first; the batched engine writes them with a NULL status. The ingest
   then evaluates the NULL rows and recounts the hosts it touched, in its
-  transaction, batch by batch (``scans.ingest._settle``);
+  transaction, batch by batch (``scans.ingest.settle``);
 - saving or deleting a port rule re-evaluates the ports it could touch,
   before and after the edit (``rule_changed``);
 - a change of a host's tags or zone re-evaluates that host (``evaluate_hosts``);

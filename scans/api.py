@@ -3,7 +3,7 @@
 Targets, schedules, profiles and scope rules are validated by the pages'
 forms (targets are parsed and checked against the scan scope there); runs
 start and stop and scope rules are added and removed through
-``scans.services``, imports go through ``scans.imports``, with the same
+``scans.services``, imports go through ``scans.ingest.imports``, with the same
 audit entries as the pages.
 """
 
@@ -28,7 +28,7 @@ from scans.choices import PortScope, RunStatus, ScanType, ScheduleKind, ScopeAct
 from scans.constants import NSE_SCRIPT_ALLOWLIST
 from scans.filters import ChangeFilter
 from scans.forms import DEFAULT_PROFILE, ImportForm, ScanProfileForm, ScanTargetForm, ScopeRuleForm
-from scans.imports import import_scan_file
+from scans.ingest.imports import import_scan_file
 from scans.models import Change, ChunkAttempt, ScanChunk, ScanProfile, ScanRun, ScanTarget, ScopeRule
 from scans.nmap_xml import NmapXmlError
 from scans.scope import ScopeError

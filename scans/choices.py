@@ -77,7 +77,7 @@ class Trigger(models.TextChoices):
 
 
 class Scanner(models.TextChoices):
-    """Who wrote a run's observations: what they can conclude differs (see scans.imports)."""
+    """Who wrote a run's observations: what they can conclude differs (see scans.ingest.imports)."""
 
     NMAP = "nmap", "nmap"
     # Only what it heard counts: its silence closes nothing.
@@ -99,3 +99,11 @@ class ChangeKind(models.TextChoices):
 
 
 HOST_CHANGE_KINDS = frozenset({ChangeKind.HOST_DISCOVERED, ChangeKind.HOST_UNREACHABLE, ChangeKind.HOST_RETURNED})
+
+# Changes of a port's state: counted to tell a flapping port (FLAP_THRESHOLD).
+STATE_CHANGE_KINDS = (
+    ChangeKind.PORT_OPENED,
+    ChangeKind.PORT_CLOSED,
+    ChangeKind.PORT_FILTERED,
+    ChangeKind.PORT_RETURNED,
+)

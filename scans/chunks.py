@@ -27,9 +27,9 @@ from django.utils import timezone
 from scans import confirm, failures
 from scans.choices import AttemptOutcome, ChunkStatus, RunStatus
 from scans.constants import ERROR_TEXT_MAX
-from scans.diff import Coverage
 from scans.failures import Failure
-from scans.ingest import ingest
+from scans.ingest.diff import Coverage
+from scans.ingest.entry import ingest
 from scans.merge import merge_duplicates
 from scans.models import ChunkAttempt, ScanChunk, ScanRun
 from scans.nmap_runner import NmapNotFound, run_nmap

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from inventory.ports import PortSet
 from scans.choices import ChangeKind
-from scans.diff import Coverage, diff_hosts
-from scans.ingest import load_known
+from scans.ingest.diff import Coverage, diff_hosts
+from scans.ingest.orm import load_known
 from scans.nmap_runner import run_nmap
 from scans.nmap_xml import HostObservation, NmapXmlReader
 

@@ -148,7 +148,7 @@ class ScanRun(models.Model):
     zone = models.ForeignKey(Zone, on_delete=models.PROTECT, related_name="runs")
     profile = models.ForeignKey(ScanProfile, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
-    # masscan imports conclude only what masscan heard (see scans.imports).
+    # masscan imports conclude only what masscan heard (see scans.ingest.imports).
     scanner = models.CharField(max_length=16, choices=Scanner.choices, default=Scanner.NMAP)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -393,7 +393,7 @@ class StagedPort(models.Model):
     Not a table of its own (``managed = False``): the model exists so that
     the policy's own expressions (``inventory.policy.decision``) decide the
     rule, status and risk of new and renamed ports before they are written,
-    instead of writing them and then rewriting them. See ``scans.ingest_pg``.
+    instead of writing them and then rewriting them. See ``scans.ingest.postgres``.
     """
 
     host_id = models.BigIntegerField(primary_key=True)  # a key Django needs, not unique here

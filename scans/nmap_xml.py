@@ -209,14 +209,15 @@ class NmapXmlReader:
     """Iterate the hosts of one nmap XML file; ``info`` fills in as it goes.
 
     Opening the reader parses up to the first host, so ``info.probed`` (nmap
-    writes ``<scaninfo>`` first) is known before any host is diffed. The end
+    writes ``<scaninfo>`` first) is known before any host is diffed. ``info``
+    may be given (a new one), for a caller that holds it already. The end
     of the file is checked after the last host: a truncated file, or one in
     which nmap reports an error, raises ``NmapXmlError`` there.
     """
 
-    def __init__(self, source: BinaryIO):
+    def __init__(self, source: BinaryIO, info: NmapRunInfo | None = None):
         self._source = source
-        self.info = NmapRunInfo()
+        self.info = NmapRunInfo() if info is None else info
         _read_root(check_prolog(source), self.info)
         source.seek(0)
         self._pending = self._parse()

@@ -16,7 +16,7 @@ from portwatch.roles import Role, RoleRequiredMixin, has_role
 from scans import scope_rules, services
 from scans.filters import ChangeFilter
 from scans.forms import ImportForm, ScanProfileForm, ScanTargetForm, ScopeRuleForm
-from scans.imports import import_scan_file
+from scans.ingest.imports import import_scan_file
 from scans.models import Change, ScanProfile, ScanRun, ScanTarget, ScopeRule
 from scans.nmap_xml import NmapXmlError
 from scans.scope import ScopeError

@@ -3,7 +3,7 @@
 ``observe(zone, {address: [ports]})`` ingests one completed scan of TCP
 ports 1-1024 in which each address answers with the given ports open and
 the rest closed, so hosts, services, changes and policy are all written by
-the real code path (``scans.ingest.ingest``).
+the real code path (``scans.ingest.entry.ingest``).
 """
 
 from django.db import transaction
@@ -13,8 +13,8 @@ from inventory.choices import PortState
 from inventory.models import Zone
 from inventory.ports import PortSet
 from scans.choices import ChunkStatus, RunStatus, Trigger
-from scans.diff import Coverage
-from scans.ingest import ingest
+from scans.ingest.diff import Coverage
+from scans.ingest.entry import ingest
 from scans.models import ScanChunk, ScanRun
 from scans.nmap_xml import HostObservation, PortObservation
 

@@ -3,7 +3,7 @@
 from inventory.choices import HostStatus, PortState
 from inventory.ports import PortSet
 from scans.choices import ChangeKind
-from scans.diff import Coverage, KnownHost, KnownService, diff_hosts
+from scans.ingest.diff import Coverage, KnownHost, KnownService, diff_hosts
 from scans.nmap_xml import HostObservation, PortObservation
 
 A = "127.77.0.1"

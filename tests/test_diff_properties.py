@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from inventory.models import Host, Service, Zone
 from inventory.ports import PortSet
 from scans.choices import ChunkStatus, RunStatus, Trigger
-from scans.diff import Coverage
-from scans.ingest import ingest
+from scans.ingest.diff import Coverage
+from scans.ingest.entry import ingest
 from scans.models import Change, ScanChunk, ScanRun
 from scans.nmap_xml import ALL_PROTOCOLS, HostObservation, PortObservation
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from inventory.choices import PortState
 from inventory.models import Host, Service, Zone
 from scans.choices import ChangeKind, RunStatus, Trigger
-from scans.imports import import_scan_file
+from scans.ingest.imports import import_scan_file
 from scans.models import Change, ScanRun
 
 pytestmark = pytest.mark.django_db
@@ -134,7 +134,7 @@ def test_statistics_that_autovacuum_resets_during_a_long_import_are_set_right_ag
     import psycopg
     from django.db import connection
 
-    from scans import ingest_pg
+    from scans.ingest.postgres.apply import keep_statistics
 
     now = timezone.now()
     host = Host.objects.create(
@@ -156,7 +156,29 @@ def test_statistics_that_autovacuum_resets_during_a_long_import_are_set_right_ag
         other.execute("SET lock_timeout = '10s'")
         other.execute("ANALYZE inventory_service")  # what autovacuum does: the rows are not committed
         assert reltuples(cursor) == 0
-        ingest_pg.keep_statistics(cursor, "inventory_service", "SELECT 3000")
+        keep_statistics(cursor, "inventory_service", "SELECT 3000")
         assert reltuples(cursor) == 3000
         other.execute("ANALYZE (SKIP_LOCKED) inventory_service")  # as autovacuum: it cannot have the table
         assert reltuples(cursor) == 3000
+
+
+@pytest.mark.sqlite
+@pytest.mark.parametrize(
+    "sql_engine",
+    [pytest.param(True, marks=pytest.mark.postgresql("the SQL engine is PostgreSQL's")), False],
+    ids=["sql", "python"],
+)
+def test_a_file_on_disk_goes_to_either_engine_as_a_file(settings, sql_engine):
+    """ingest_file: the SQL engine parses it in parser processes, the ORM engine streams it (SQLite uploads)."""
+    settings.INGEST_SQL_ENGINE = sql_engine
+    settings.INGEST_PARALLEL_MIN_BYTES = 0
+    with open(REAL, "rb") as source:
+        run = import_scan_file(source, zone=Zone.default(), name=REAL.name, path=str(REAL))
+
+    assert (run.status, run.hosts_total, run.hosts_up) == (RunStatus.SUCCEEDED, 2, 2)
+    assert run.chunks.get().coverage == {"tcp": "41000-41100"}
+    assert set(Change.objects.filter(kind=ChangeKind.PORT_OPENED).values_list("host__address", "port")) == {
+        ("127.77.9.1", 41022),
+        ("127.77.9.1", 41080),
+        ("127.77.9.2", 41025),
+    }

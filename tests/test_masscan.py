@@ -17,7 +17,7 @@ from inventory.choices import HostStatus, PortState
 from inventory.models import Host, Service, Zone
 from scans.choices import ChangeKind, RunStatus, Scanner
 from scans.constants import SCRIPT_OUTPUT_MAX
-from scans.imports import import_scan_file
+from scans.ingest.imports import import_scan_file
 from scans.masscan_json import RECORD_MAX_CHARS
 from scans.models import Change, ScanProfile, ScanRun, ScanTarget, ScopeRule
 from scans.nmap_xml import NmapXmlError

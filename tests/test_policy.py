@@ -63,7 +63,7 @@ def test_a_port_that_opens_under_an_existing_rule_takes_its_decision_at_once():
 
 def test_ports_opening_on_a_known_host_are_decided_as_they_are_written():
     # On a known host the SQL engine decides rule, status and risk of a new
-    # port before inserting it (scans.ingest_pg.decide_staged); the same
+    # port before inserting it (scans.ingest.postgres.apply.decide_staged); the same
     # answers as evaluating it afterwards, tags and networks included.
     observe({A: [22]})
     pci = Tag.objects.create(name="pci")

@@ -180,7 +180,7 @@ def test_a_redelivered_chunk_is_not_scanned_or_ingested_again(lab, settings, tmp
 
 
 def test_ingesting_the_same_observations_twice_records_them_once(lab):
-    from scans.diff import Coverage
+    from scans.ingest.diff import Coverage
     from scans.nmap_xml import HostObservation, PortObservation
 
     lab.open(1, 41022)

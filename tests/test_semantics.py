@@ -11,7 +11,7 @@ Every scenario runs through each way a scan reaches the database:
 - ``sql-file``: the set-based SQL engine fed by parallel parser processes
   (``ingest_file``, forced parallel even for these small files);
 - ``sql-stream``: the SQL engine fed by the streaming reader in-process;
-- ``python``: the batched engine (``scans.diff`` + ORM) the SQLite default uses.
+- ``python``: the batched engine (``scans.ingest.diff`` + ORM) the SQLite default uses.
 
 So the three are held to one specification. The SQLite run (``make
 test-sqlite``) runs the ``python`` engine, the only one SQLite has, on the
@@ -31,9 +31,9 @@ from inventory.models import Host, Service, Zone
 from inventory.ports import PortSet
 from scans.choices import ChangeKind as K
 from scans.choices import ChunkStatus, RunStatus, Trigger
-from scans.diff import Coverage
-from scans.imports import import_scan_file
-from scans.ingest import ingest
+from scans.ingest.diff import Coverage
+from scans.ingest.entry import ingest
+from scans.ingest.imports import import_scan_file
 from scans.models import Change, ScanChunk, ScanRun
 from scans.nmap_xml import (
     HostObservation,
@@ -51,7 +51,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 SCENARIOS = Path(__file__).parent / "fixtures" / "nmap" / "semantics"
 A, B = "198.18.20.1", "198.18.20.2"  # the lab-written rows use them too
-SQL_ENGINE_ONLY = pytest.mark.postgresql("the set-based SQL engine (scans/ingest_pg.py) is PostgreSQL's")
+SQL_ENGINE_ONLY = pytest.mark.postgresql("the set-based SQL engine (scans/ingest/postgres/) is PostgreSQL's")
 ENGINES = (
     pytest.param("sql-file", marks=SQL_ENGINE_ONLY),
     pytest.param("sql-stream", marks=SQL_ENGINE_ONLY),

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from inventory.models import Zone
-from scans.imports import import_scan_file
+from scans.ingest.imports import import_scan_file
 from scans.nmap_xml import NmapXmlError
 
 

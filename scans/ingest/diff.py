@@ -1,7 +1,7 @@
 """The diff engine: what a scan really observed, compared with what is known.
 
 Pure functions: coverage and observations in, named buckets out. Nothing here
-reads or writes the database (``scans.ingest`` does both around it), so every
+reads or writes the database (the engines do both around it), so every
 row of the semantics table in DESIGN.md is a plain test.
 
 The rule behind every line: a change is only as strong as the coverage behind

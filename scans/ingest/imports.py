@@ -7,8 +7,9 @@ nothing is written. The run's time comes from the scanner's own start time,
 so an old file imported late never overrides newer scans.
 
 - nmap: the coverage comes from the file (the ports nmap says it probed, the
-  hosts it lists). On PostgreSQL a file on disk is parsed by several
-  processes at once (``scans.ingest_pg``). If an address turns out to be
+  hosts it lists). A file on disk goes to the engine as a file
+  (``entry.ingest_file``: on PostgreSQL parsed by several processes at
+  once), an upload in memory as a stream. If an address turns out to be
   listed twice (nmap scans an address once per target name that resolves to
   it), what was staged is rolled back to a savepoint and the file is read
   again, its repeated addresses merged (``scans.merge``): a file nmap wrote
@@ -27,10 +28,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from inventory import audit
-from scans import ingest_pg
 from scans.choices import ChunkStatus, RunStatus, Scanner, Trigger
-from scans.diff import Coverage
-from scans.ingest import IngestSummary, ingest, ingest_file
+from scans.ingest.diff import Coverage
+from scans.ingest.entry import IngestSummary, ingest, ingest_file
 from scans.models import ScanChunk, ScanRun
 from scans.nmap_xml import HostListedTwice, NmapRunInfo, NmapXmlReader
 from scans.scanfiles import ScanFile, merged_hosts, open_scan_file
@@ -101,7 +101,7 @@ def _ingest_nmap(
     """Stream the file as it is; if an address is listed twice, roll back and merge."""
     attempt = transaction.savepoint()
     try:
-        if path is not None and ingest_pg.is_available():
+        if path is not None:
             return ingest_file(run=run, chunk=chunk, zone=zone, path=path, now=observed_at, observed_at=observed_at)
         source.seek(0)
         reader = NmapXmlReader(source)

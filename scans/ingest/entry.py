@@ -1,0 +1,104 @@
+"""The entry points: a scan's observations, or an nmap XML file on disk, into the inventory.
+
+The caller holds the transaction (and the lock that makes a second ingest of
+the same chunk a no-op). ``ingest`` and ``ingest_file`` do not care how rows
+get written: they choose the engine for this database once
+(``current_engine``), which diffs and writes batch by batch; after each
+batch they settle what the inventory derives from ports (``settle``), and
+once everything is written the chunk's changes are announced once, with
+``changes_recorded``, inside the transaction. Either way memory is bounded,
+not proportional to the scan.
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection
+
+from inventory.models import Zone
+from scans.ingest.diff import Coverage
+from scans.ingest.engine import Destination, Engine, Written
+from scans.ingest.orm import OrmEngine
+from scans.ingest.postgres.engine import PostgresEngine
+from scans.ingest.settle import refresh_statistics, settle
+from scans.merge import merge_duplicates
+from scans.models import Change, ScanChunk, ScanRun
+from scans.nmap_xml import HostObservation, NmapRunInfo
+from scans.signals import changes_recorded
+
+
+@dataclass
+class IngestSummary:
+    hosts_seen: int = 0
+    hosts_up: int = 0
+    changes: Counter = field(default_factory=Counter)
+
+    @property
+    def total_changes(self) -> int:
+        return sum(self.changes.values())
+
+
+def current_engine() -> Engine:
+    """Set-based SQL on PostgreSQL (unless INGEST_SQL_ENGINE is off), the ORM engine elsewhere."""
+    if connection.vendor == "postgresql" and settings.INGEST_SQL_ENGINE:
+        return PostgresEngine()
+    return OrmEngine()
+
+
+def ingest(
+    *,
+    run: ScanRun,
+    chunk: ScanChunk,
+    zone: Zone,
+    coverage: Coverage,
+    observations: Iterable[HostObservation],
+    now: datetime,
+) -> IngestSummary:
+    """Diff and write every observation, then the covered addresses that were silent.
+
+    Must run inside ``transaction.atomic()``: an error part-way (a truncated
+    file, say) rolls everything back. An incomplete coverage concludes nothing.
+
+    Observations held in a list (a scan chunk's) are merged per address first
+    (``scans.merge``); a stream raises ``HostListedTwice`` at an address it
+    lists twice, for the caller to merge (``scans.ingest.imports``).
+    """
+    if not coverage.complete:
+        return IngestSummary()
+    if isinstance(observations, list | tuple):
+        observations = merge_duplicates(observations, coverage.probed)
+    batches = current_engine().write(Destination(run, chunk, zone, now), coverage, observations)
+    return _settle_and_announce(batches, run, chunk)
+
+
+def ingest_file(
+    *, run: ScanRun, chunk: ScanChunk, zone: Zone, path: str, now: datetime, observed_at: datetime
+) -> tuple[IngestSummary, NmapRunInfo]:
+    """Diff and write an nmap XML file on disk (on PostgreSQL, parsed in parallel).
+
+    Each batch is settled (policy, host summaries) as soon as it is written,
+    while the parser processes work on the next ones: left to the end, that
+    work would run on one CPU after the parse is over.
+
+    Raises NmapXmlError (and so rolls back) for a malformed or incomplete file.
+    """
+    info = NmapRunInfo()
+    batches = current_engine().write_file(Destination(run, chunk, zone, now), path, info, observed_at)
+    return _settle_and_announce(batches, run, chunk), info
+
+
+def _settle_and_announce(batches: Iterator[Written], run: ScanRun, chunk: ScanChunk) -> IngestSummary:
+    summary = IngestSummary()
+    for written in batches:
+        summary.hosts_seen += written.seen
+        summary.hosts_up += written.up
+        summary.changes.update(written.changes)
+        settle(chunk, after_change=written.after_change, renamed_hosts=written.renamed_hosts)
+    if summary.total_changes:
+        # Once the writes are settled: tell whoever listens (alerts).
+        refresh_statistics(summary.total_changes)
+        changes_recorded.send(sender=Change, run=run, changes=Change.objects.filter(chunk=chunk))
+    return summary
