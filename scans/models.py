@@ -181,6 +181,15 @@ class ScanRun(models.Model):
         indexes = [
             # Runs page and overview: newest first.
             models.Index(fields=["-created_at"], name="run_created_idx"),
+            # /metrics: runs queued or running (a few, among every run ever),
+            # runs finished in the last 24 hours, each target's latest run.
+            models.Index(
+                fields=["status"],
+                condition=Q(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]),
+                name="run_active_idx",
+            ),
+            models.Index(fields=["finished_at"], name="run_finished_idx"),
+            models.Index(fields=["target", "-finished_at"], name="run_target_finished_idx"),
         ]
 
     def __str__(self):
