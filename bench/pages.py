@@ -99,10 +99,10 @@ def seed(hosts: int) -> None:
                    (3 << 24) | (112 << 16) | 65535, now(), now()
             FROM generate_series(0, 199) b CROSS JOIN (VALUES (22), (80), (443), (23), (2375)) AS ports(p);
 
-            INSERT INTO scans_scanrun (public_id, zone_id, trigger, status, targets, ports, nmap_options,
+            INSERT INTO scans_scanrun (public_id, zone_id, trigger, scanner, status, targets, ports, nmap_options,
                                        cancel_requested, hosts_total, hosts_done, hosts_up, error, created_at)
-            SELECT gen_random_uuid(), (SELECT min(id) FROM inventory_zone), 'import', 'succeeded', 'bench', '', '[]',
-                   FALSE, 0, 0, 0, '', now() - r * interval '1 hour'
+            SELECT gen_random_uuid(), (SELECT min(id) FROM inventory_zone), 'import', 'nmap', 'succeeded', 'bench', '',
+                   '[]', FALSE, 0, 0, 0, '', now() - r * interval '1 hour'
             FROM generate_series(1, 50) r;
 
             INSERT INTO scans_change (public_id, run_id, host_id, kind, protocol, port, before, after, flapping,
