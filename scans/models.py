@@ -364,8 +364,10 @@ class Change(models.Model):
             ),
         ]
         indexes = [
-            # Changes feed and overview: newest first.
-            models.Index(fields=["-created_at"], name="change_created_idx"),
+            # Changes feed and overview: newest first. With the id, as they are
+            # ordered: a scan stamps all its changes with one instant (a file
+            # import, hundreds of thousands), and the latest 15 must not read them all.
+            models.Index(fields=["-created_at", "-id"], name="change_created_idx"),
             # Port history, counting a port's recent toggles (flapping), and the
             # host timeline (a host's changes are few: they are sorted after).
             models.Index(fields=["host", "protocol", "port", "-created_at"], name="change_port_created_idx"),
