@@ -330,6 +330,19 @@ def test_compaction_folds_deltas_and_drops_change_buckets_too_old_to_be_read(eng
     assert_exact()
 
 
+def test_beat_folds_the_deltas_every_minute(engine, settings):
+    from portwatch.celery import app
+    from tallies.tasks import compact
+
+    entry = settings.CELERY_BEAT_SCHEDULE["tallies-compact"]
+    assert entry["task"] in app.tasks and entry["schedule"] == 60
+    scan({"127.73.12.1": [22, 80]})
+    compact.apply()
+    assert not TallyDelta.objects.exists()
+    assert Tally.objects.filter(figure=Figure.OPEN).get().n == 2
+    assert_exact()
+
+
 # --- the recount catches what the triggers miss -------------------------------------------
 
 
