@@ -1,20 +1,23 @@
 """The figures of the overview page (and of the metrics endpoint).
 
-Everything here reads. Each figure is one aggregate query over an indexed
-table, so the overview can poll them every few seconds on a large inventory.
+Everything here reads, and nothing counts the inventory: the counts are kept
+by database triggers in the transactions that change hosts, ports and
+changes (``tallies``), so each figure is a few indexed rows whatever the
+inventory's size, and the overview can poll them every few seconds.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Max
 from django.db.models.functions import TruncHour
 
-from inventory.choices import PolicyStatus, PortState
-from inventory.models import Host, InventorySnapshot, Service
-from inventory.snapshots import count_expressions
+from inventory.models import InventorySnapshot
+from inventory.snapshots import UNTIMED, counts_from
 from scans.choices import ScheduleKind
-from scans.models import Change, ScanTarget
+from scans.models import ScanTarget
+from tallies import read
+from tallies.choices import Figure
 
 # A host counts as overdue when its zone's most frequent schedule should have
 # scanned it twice over: one missed slot is a busy worker, two is a problem.
@@ -35,27 +38,33 @@ CHART_DEFAULT_RANGE = "7"
 
 
 def change_counts(now: datetime) -> dict:
-    return Change.objects.filter(created_at__gte=now - timedelta(days=7)).aggregate(
-        day=Count("id", filter=Q(created_at__gte=now - timedelta(days=1))),
-        week=Count("id"),
+    kept = read.read(
+        day=read.Since(Figure.CHANGES, now - timedelta(days=1)),
+        week=read.Since(Figure.CHANGES, now - timedelta(days=7)),
     )
+    return {"day": sum(kept["day"].values()), "week": sum(kept["week"].values())}
 
 
-def review_backlog(now: datetime) -> list[dict]:
+def changes_by_kind(now: datetime) -> dict[str, int]:
+    """Changes recorded in the last 24 hours, by kind."""
+    return read.read(day=read.Since(Figure.CHANGES, now - timedelta(days=1)))["day"]
+
+
+def review_backlog(now: datetime) -> dict:
     """Open, unreviewed ports by how long they have waited (since first seen)."""
-    buckets = {}
-    for index, (_label, newer, older) in enumerate(BACKLOG_AGES):
-        condition = Q(first_seen__lte=now - newer)
-        if older is not None:
-            condition &= Q(first_seen__gt=now - older)
-        # Counting first_seen (never null), not id: the partial queue index holds it, so the scan is index-only.
-        buckets[f"age{index}"] = Count("first_seen", filter=condition)
-    counts = Service.objects.filter(state=PortState.OPEN, policy_status=PolicyStatus.UNREVIEWED).aggregate(
-        oldest=Min("first_seen"), **buckets
-    )
+    # Ports first seen after now - age, for each age bounding a bucket; a
+    # bucket is the difference of its two bounds (the oldest: of all of them).
+    ages = sorted({age for _, newer, older in BACKLOG_AGES for age in (newer, older) if age is not None})
+    windows = {f"after{i}": read.Since(Figure.WAITING, now - age, strict=True) for i, age in enumerate(ages)}
+    kept = read.read([Figure.UNREVIEWED], **windows)
+    after = {age: sum(kept[f"after{i}"].values()) for i, age in enumerate(ages)}
+    waiting = sum(kept[Figure.UNREVIEWED].values())
     return {
-        "oldest": counts["oldest"],
-        "buckets": [{"label": label, "count": counts[f"age{i}"]} for i, (label, _, _) in enumerate(BACKLOG_AGES)],
+        "oldest": read.earliest(Figure.WAITING),
+        "buckets": [
+            {"label": label, "count": (after[older] if older is not None else waiting) - after[newer]}
+            for label, newer, older in BACKLOG_AGES
+        ],
     }
 
 
@@ -84,7 +93,7 @@ class Freshness:
 
 
 def host_figures(now: datetime) -> tuple[dict, Freshness]:
-    """The inventory's counts and its scan coverage, in one pass over the hosts.
+    """The inventory's counts and its scan coverage.
 
     Coverage: hosts not scanned within their schedule, and scheduled targets
     the scheduler did not pick up. A host's schedule is the most frequent
@@ -98,17 +107,17 @@ def host_figures(now: datetime) -> tuple[dict, Freshness]:
     for target in targets:
         period = _period(target, now)
         periods[target.zone_id] = min(period, periods.get(target.zone_id, period))
-    expressions = count_expressions()
-    if periods:
-        overdue = Q()
-        for zone_id, period in periods.items():
-            overdue |= Q(zone_id=zone_id, last_scanned__lt=now - period * OVERDUE_PERIODS)
-        expressions.update(
-            scheduled=Count("id", filter=Q(zone_id__in=periods)),
-            overdue=Count("id", filter=overdue),
-        )
-    counts = Host.objects.aggregate(**expressions)
-    scheduled, overdue = counts.pop("scheduled", 0), counts.pop("overdue", 0)
+    # Per scheduled zone, its hosts scanned since their schedule's limit:
+    # the rest of the zone's hosts are overdue.
+    fresh = {
+        f"fresh{zone_id}": read.Since(Figure.SCANNED, now - period * OVERDUE_PERIODS, item=str(zone_id))
+        for zone_id, period in periods.items()
+    }
+    kept = read.read(UNTIMED, **fresh)
+    counts = counts_from(kept)
+    by_zone = kept[Figure.HOSTS]
+    scheduled = sum(by_zone.get(str(zone_id), 0) for zone_id in periods)
+    overdue = scheduled - sum(sum(kept[name].values()) for name in fresh)
     late = [t for t in targets if t.next_run_at is not None and t.next_run_at < now - SCHEDULER_LATE]
     return counts, Freshness(
         scheduled_targets=len(targets),

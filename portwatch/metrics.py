@@ -2,14 +2,17 @@
 
 Nothing is counted in process memory: web, workers and beat are separate
 processes (gunicorn runs several), so the database is the one place that
-knows the totals. Each family is one aggregate over an indexed column;
-unbounded all-time counts (every change ever) are left out on purpose, and
+knows the totals. The inventory's figures are the counts its triggers keep
+(``tallies``, as on the overview); the rest reads rows that are few whatever
+the inventory's size (runs, chunks and notifications still in flight, the
+last day's runs, each target's latest run) through indexes that hold them.
+Unbounded all-time counts (every change ever) are left out on purpose, and
 the recent window is given instead.
 """
 
 from datetime import timedelta
 
-from django.db.models import Count, F, Max
+from django.db.models import Count, F, OuterRef, Subquery
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -20,7 +23,7 @@ from inventory.choices import HostStatus
 from portwatch import dashboard, health
 from portwatch.celery import app
 from scans.choices import TERMINAL_RUN_STATUSES, ChangeKind, ChunkStatus, RunStatus
-from scans.models import Change, ScanChunk, ScanRun, ScanTarget
+from scans.models import ScanChunk, ScanRun, ScanTarget
 
 # Notification states worth watching; "sent" grows without bound and is left out.
 OPEN_NOTIFICATION_STATUSES = [NotificationStatus.PENDING, NotificationStatus.SENDING, NotificationStatus.FAILED]
@@ -92,7 +95,7 @@ class PortWatchCollector:
             "Scheduled targets whose next run is overdue (is beat running?).",
             len(freshness.late_targets),
         )
-        by_kind = _count_by(Change.objects.filter(created_at__gte=now - timedelta(days=1)), "kind")
+        by_kind = dashboard.changes_by_kind(now)
         yield _gauge(
             "portwatch_changes_last_24h",
             "Changes recorded in the last 24 hours, by kind.",
@@ -101,7 +104,7 @@ class PortWatchCollector:
         )
 
     def scans(self, now):
-        active = _count_by(ScanRun.objects.exclude(status__in=TERMINAL_RUN_STATUSES), "status")
+        active = _count_by(ScanRun.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]), "status")
         yield _gauge(
             "portwatch_scan_runs_active",
             "Scan runs queued or running.",
@@ -122,26 +125,24 @@ class PortWatchCollector:
             ["status"],
             [((status,), chunks.get(status, 0)) for status in (ChunkStatus.QUEUED, ChunkStatus.RUNNING)],
         )
-        # Each target's latest finished run: how long it took, and when it ended.
-        latest = (
-            ScanRun.objects.filter(target__isnull=False, finished_at__isnull=False, started_at__isnull=False)
-            .values("target_id")
-            .annotate(finished=Max("finished_at"))
+        # Each target's latest finished run: how long it took, and when it ended
+        # (one index lookup per target: run_target_finished_idx).
+        latest = ScanRun.objects.filter(
+            target_id=OuterRef("pk"), finished_at__isnull=False, started_at__isnull=False
+        ).order_by("-finished_at")
+        names = dict(
+            ScanTarget.objects.annotate(latest=Subquery(latest.values("pk")[:1]))
+            .filter(latest__isnull=False)
+            .values_list("latest", "name")
         )
-        finished = {row["target_id"]: row["finished"] for row in latest}
-        names = dict(ScanTarget.objects.filter(pk__in=finished).values_list("pk", "name"))
-        runs = ScanRun.objects.filter(
-            target_id__in=finished, finished_at__in=set(finished.values()), started_at__isnull=False
-        ).annotate(took=F("finished_at") - F("started_at"))
+        runs = ScanRun.objects.filter(pk__in=names).annotate(took=F("finished_at") - F("started_at"))
         duration = _gauge("portwatch_scan_duration_seconds", "Duration of each target's latest run.", ["target"])
         ended = _gauge(
             "portwatch_scan_last_finished_timestamp_seconds", "When each target's latest run ended.", ["target"]
         )
         for run in runs:
-            if finished.get(run.target_id) != run.finished_at:
-                continue
-            duration.add_metric([names[run.target_id]], run.took.total_seconds())
-            ended.add_metric([names[run.target_id]], run.finished_at.timestamp())
+            duration.add_metric([names[run.pk]], run.took.total_seconds())
+            ended.add_metric([names[run.pk]], run.finished_at.timestamp())
         yield duration
         yield ended
 

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "inventory",
     "scans",
     "alerts",
+    "tallies",
 ]
 
 MIDDLEWARE = [
@@ -359,6 +360,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "inventory.tasks.take_snapshot",
         "schedule": SNAPSHOT_MINUTES * 60.0,
         "options": {"expires": SNAPSHOT_MINUTES * 60.0},
+    },
+    # The overview's kept counts: fold what the triggers appended (tallies.maintenance.compact).
+    "tallies-compact": {
+        "task": "tallies.tasks.compact",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
     },
     # A tick that waited longer than one period is dropped: the next does its work.
     "scans-tick": {

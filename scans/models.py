@@ -181,6 +181,15 @@ class ScanRun(models.Model):
         indexes = [
             # Runs page and overview: newest first.
             models.Index(fields=["-created_at"], name="run_created_idx"),
+            # /metrics: runs queued or running (a few, among every run ever),
+            # runs finished in the last 24 hours, each target's latest run.
+            models.Index(
+                fields=["status"],
+                condition=Q(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]),
+                name="run_active_idx",
+            ),
+            models.Index(fields=["finished_at"], name="run_finished_idx"),
+            models.Index(fields=["target", "-finished_at"], name="run_target_finished_idx"),
         ]
 
     def __str__(self):
@@ -355,8 +364,10 @@ class Change(models.Model):
             ),
         ]
         indexes = [
-            # Changes feed and overview: newest first.
-            models.Index(fields=["-created_at"], name="change_created_idx"),
+            # Changes feed and overview: newest first. With the id, as they are
+            # ordered: a scan stamps all its changes with one instant (a file
+            # import, hundreds of thousands), and the latest 15 must not read them all.
+            models.Index(fields=["-created_at", "-id"], name="change_created_idx"),
             # Port history, counting a port's recent toggles (flapping), and the
             # host timeline (a host's changes are few: they are sorted after).
             models.Index(fields=["host", "protocol", "port", "-created_at"], name="change_port_created_idx"),

@@ -1,0 +1,262 @@
+"""The triggers that keep the tallies, and the recount that checks them.
+
+One description per source table (``SOURCES``): the columns the figures
+read, how one pass groups the rows, and the rows of Tally each group adds
+to. From it come, for each database:
+
+- PostgreSQL: an AFTER ... FOR EACH STATEMENT trigger per event, reading
+  the statement's transition tables (REFERENCING OLD TABLE / NEW TABLE):
+  one grouped pass over the rows the statement changed, one INSERT of its
+  deltas into TallyDelta (a few rows per statement, whatever its size). A
+  TRUNCATE empties the table's figures.
+- SQLite: AFTER ... FOR EACH ROW triggers that add to Tally directly
+  (upserts); an UPDATE only fires when a column a figure reads changed.
+- Both: the recount, the same grouping over the whole table (the migration's
+  backfill, ``manage.py tallies check``).
+
+Every statement below is built from constants and the choices' values,
+never from user input.
+"""
+
+from dataclasses import dataclass
+
+from inventory.choices import HostStatus, PolicyStatus, PortState
+from tallies.choices import EXACT, HOUR, Figure
+
+
+@dataclass(frozen=True)
+class Adds:
+    """Rows of the source's groups that add to ``figure``: those matching
+    ``where``, under ``item``, timed by ``at`` (None: an untimed figure)."""
+
+    figure: str
+    where: str = "TRUE"
+    item: str = "''"
+    at: str | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    # One pass over the rows: "expression AS name" for each group column.
+    groups: tuple[str, ...]
+    adds: tuple[Adds, ...]
+
+    @property
+    def figures(self) -> list[str]:
+        return sorted({add.figure for add in self.adds})
+
+
+SOURCES = [
+    Source(
+        "host",
+        "inventory_host",
+        ("zone_id", "status", "last_scanned"),
+        (
+            "CAST(zone_id AS TEXT) AS zone_item",
+            f"status = '{HostStatus.UNREACHABLE}' AS unreachable",
+            "last_scanned AS scanned",
+        ),
+        (
+            Adds(Figure.HOSTS, item="zone_item"),
+            Adds(Figure.UNREACHABLE, where="unreachable"),
+            Adds(Figure.SCANNED, item="zone_item", at="scanned"),
+        ),
+    ),
+    Source(
+        "service",
+        "inventory_service",
+        ("state", "policy_status", "first_seen"),
+        (
+            f"state = '{PortState.OPEN}' AS is_open",
+            "policy_status AS status",
+            f"CASE WHEN state = '{PortState.OPEN}' AND policy_status = '{PolicyStatus.UNREVIEWED}' "
+            "THEN first_seen END AS waiting",
+        ),
+        (
+            Adds(Figure.OPEN, where="is_open"),
+            Adds(Figure.UNREVIEWED, where=f"is_open AND status = '{PolicyStatus.UNREVIEWED}'"),
+            Adds(Figure.VIOLATING, where=f"is_open AND status = '{PolicyStatus.REJECTED}'"),
+            Adds(Figure.WAITING, where="waiting IS NOT NULL", at="waiting"),
+        ),
+    ),
+    Source(
+        "change",
+        "scans_change",
+        ("kind", "created_at"),
+        ("kind", "created_at"),
+        (Adds(Figure.CHANGES, item="kind", at="created_at"),),
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Dialect:
+    vendor: str
+    epoch: str
+    # The hour an instant falls in, in UTC whatever the session's time zone.
+    hour: str
+    # SQLite's trigger bodies take no WITH clause: the groups are inlined.
+    ctes: bool
+
+
+POSTGRESQL = Dialect(
+    "postgresql",
+    "TIMESTAMPTZ '1970-01-01 00:00:00+00'",
+    "date_trunc('hour', {} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
+    ctes=True,
+)
+# Django stores SQLite datetimes as UTC text, "YYYY-MM-DD HH:MM:SS[.ffffff]".
+SQLITE = Dialect("sqlite", "'1970-01-01 00:00:00'", "substr({}, 1, 13) || ':00:00'", ctes=False)
+
+
+def dialect(vendor: str) -> Dialect:
+    return POSTGRESQL if vendor == "postgresql" else SQLITE
+
+
+def deltas(source: Source, rows: str, dialect: Dialect, *, one_row: bool = False) -> str:
+    """SELECT figure, item, grain, bucket, n: what ``rows`` (the source's
+    columns and a sign ``d``) add to the tallies, zero sums left out.
+
+    The rows are grouped first (a statement's thousands of rows fall into a
+    few groups), unless there is ``one_row`` (and its old version) to add.
+    """
+    positions = ", ".join(str(i) for i in range(1, len(source.groups) + 1))
+    # Built from SOURCES' constants (see the module's docstring), never from input.
+    grouped = f"SELECT {', '.join(source.groups)}, SUM(d) AS d FROM ({rows}) r GROUP BY {positions} HAVING SUM(d) <> 0"  # noqa: S608
+    if one_row:
+        grouped = f"SELECT {', '.join(source.groups)}, d FROM ({rows}) r"  # noqa: S608
+    groups = "g" if dialect.ctes else f"({grouped}) g"
+    parts = []
+    for add in source.adds:
+        timed = [(EXACT, add.at), (HOUR, dialect.hour.format(add.at))] if add.at else []
+        buckets = timed or [(EXACT, dialect.epoch)]
+        for grain, bucket in buckets:
+            parts.append(
+                f"SELECT '{add.figure}' AS figure, {add.item} AS item, {grain} AS grain, {bucket} AS bucket, d "  # noqa: S608
+                f"FROM {groups} WHERE {add.where}"
+            )
+    union = " UNION ALL ".join(parts)
+    select = (
+        f"SELECT figure, item, grain, bucket, SUM(d) AS n FROM ({union}) p "  # noqa: S608
+        "WHERE TRUE GROUP BY figure, item, grain, bucket HAVING SUM(d) <> 0"
+    )
+    return f"WITH g AS ({grouped}) {select}" if dialect.ctes else select
+
+
+def _rows(source: Source, relation: str, sign: int) -> str:
+    return f"SELECT {', '.join(source.columns)}, {sign} AS d FROM {relation}"  # noqa: S608
+
+
+def recount(source: Source, vendor: str) -> str:
+    """The source's tallies counted from the whole table."""
+    return deltas(source, _rows(source, source.table, 1), dialect(vendor))
+
+
+# --- PostgreSQL -------------------------------------------------------------------------
+
+_PG_FUNCTION = """
+CREATE OR REPLACE FUNCTION tallies_{name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO tallies_tallydelta (figure, item, grain, bucket, n) {inserted};
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO tallies_tallydelta (figure, item, grain, bucket, n) {deleted};
+    ELSE
+        INSERT INTO tallies_tallydelta (figure, item, grain, bucket, n) {updated};
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION tallies_{name}_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM tallies_tally WHERE figure IN ({figures});
+    DELETE FROM tallies_tallydelta WHERE figure IN ({figures});
+    RETURN NULL;
+END $$;
+"""
+
+_PG_TRIGGERS = """
+CREATE TRIGGER tallies_{name}_insert AFTER INSERT ON {table}
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tallies_{name}();
+CREATE TRIGGER tallies_{name}_delete AFTER DELETE ON {table}
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tallies_{name}();
+CREATE TRIGGER tallies_{name}_update AFTER UPDATE ON {table}
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tallies_{name}();
+CREATE TRIGGER tallies_{name}_truncate AFTER TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION tallies_{name}_truncate();
+"""
+
+
+def _postgresql(source: Source) -> list[str]:
+    new, old = _rows(source, "new_rows", 1), _rows(source, "old_rows", -1)
+    function = _PG_FUNCTION.format(
+        name=source.name,
+        inserted=deltas(source, new, POSTGRESQL),
+        deleted=deltas(source, old, POSTGRESQL),
+        updated=deltas(source, f"{new} UNION ALL {old}", POSTGRESQL),
+        figures=", ".join(f"'{figure}'" for figure in source.figures),
+    )
+    return [function, _PG_TRIGGERS.format(name=source.name, table=source.table)]
+
+
+# --- SQLite -------------------------------------------------------------------------------
+
+_SQLITE_UPSERT = (
+    "INSERT INTO tallies_tally (figure, item, grain, bucket, n) {select} "
+    "ON CONFLICT (figure, grain, bucket, item) DO UPDATE SET n = n + excluded.n;"
+)
+
+
+def _sqlite(source: Source) -> list[str]:
+    def row(alias: str, sign: int) -> str:
+        return f"SELECT {', '.join(f'{alias}.{column} AS {column}' for column in source.columns)}, {sign} AS d"
+
+    def upsert(rows: str) -> str:
+        return _SQLITE_UPSERT.format(select=deltas(source, rows, SQLITE, one_row=True))
+
+    changed = " OR ".join(f"OLD.{column} IS NOT NEW.{column}" for column in source.columns)
+    return [
+        f"CREATE TRIGGER tallies_{source.name}_insert AFTER INSERT ON {source.table} BEGIN {upsert(row('NEW', 1))} END",
+        f"CREATE TRIGGER tallies_{source.name}_delete AFTER DELETE ON {source.table} "
+        f"BEGIN {upsert(row('OLD', -1))} END",
+        f"CREATE TRIGGER tallies_{source.name}_update AFTER UPDATE OF {', '.join(source.columns)} "
+        f"ON {source.table} WHEN {changed} "
+        f"BEGIN {upsert(row('NEW', 1) + ' UNION ALL ' + row('OLD', -1))} END",
+    ]
+
+
+# --- installing ------------------------------------------------------------------------------
+
+VIEW = """
+CREATE VIEW tallies_tallyrow AS
+SELECT figure, item, grain, bucket, n FROM tallies_tally
+UNION ALL
+SELECT figure, item, grain, bucket, n FROM tallies_tallydelta
+"""
+
+
+def trigger_names(source: Source, vendor: str) -> list[str]:
+    events = ["insert", "delete", "update"] + (["truncate"] if vendor == "postgresql" else [])
+    return [f"tallies_{source.name}_{event}" for event in events]
+
+
+def drop_statements(vendor: str) -> list[str]:
+    statements = []
+    for source in SOURCES:
+        for name in trigger_names(source, vendor):
+            on = f" ON {source.table}" if vendor == "postgresql" else ""
+            statements.append(f"DROP TRIGGER IF EXISTS {name}{on}")
+        if vendor == "postgresql":
+            statements.append(f"DROP FUNCTION IF EXISTS tallies_{source.name}()")
+            statements.append(f"DROP FUNCTION IF EXISTS tallies_{source.name}_truncate()")
+    return statements
+
+
+def install_statements(vendor: str) -> list[str]:
+    """Drop and create every trigger (idempotent: a newer description replaces an older one)."""
+    statements = drop_statements(vendor)
+    for source in SOURCES:
+        statements.extend(_postgresql(source) if vendor == "postgresql" else _sqlite(source))
+    return statements
