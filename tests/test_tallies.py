@@ -38,9 +38,9 @@ from inventory.ports import PortSet
 from inventory.snapshots import inventory_counts
 from portwatch import dashboard
 from scans.choices import ChangeKind, ChunkStatus, RunStatus, ScheduleKind, Trigger
-from scans.diff import Coverage
-from scans.imports import import_scan_file
 from scans.ingest import ingest
+from scans.ingest.diff import Coverage
+from scans.ingest.imports import import_scan_file
 from scans.models import Change, ScanChunk, ScanProfile, ScanRun, ScanTarget
 from scans.nmap_xml import HostObservation, NmapXmlError, PortObservation
 from tallies import maintenance
