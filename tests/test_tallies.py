@@ -38,8 +38,8 @@ from inventory.ports import PortSet
 from inventory.snapshots import inventory_counts
 from portwatch import dashboard
 from scans.choices import ChangeKind, ChunkStatus, RunStatus, ScheduleKind, Trigger
-from scans.ingest import ingest
 from scans.ingest.diff import Coverage
+from scans.ingest.entry import ingest
 from scans.ingest.imports import import_scan_file
 from scans.models import Change, ScanChunk, ScanProfile, ScanRun, ScanTarget
 from scans.nmap_xml import HostObservation, NmapXmlError, PortObservation
