@@ -12,19 +12,22 @@ import urllib.parse
 from contextlib import contextmanager
 
 
+def database_url(name: str) -> str:
+    """The URL of database ``name`` on DATABASE_URL's server."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        raise SystemExit("Benchmarks need PostgreSQL: run them with `make bench-...` or set DATABASE_URL.")
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path=f"/{name}"))
+
+
 def fresh_database(name: str) -> str:
     """Create (or recreate) database ``name`` on DATABASE_URL's server; return its URL."""
     import psycopg
 
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        raise SystemExit("Benchmarks need PostgreSQL: run them with `make bench-...` or set DATABASE_URL.")
-    parts = urllib.parse.urlsplit(url)
-    admin_url = urllib.parse.urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+    with psycopg.connect(database_url("postgres"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
-    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+    return database_url(name)
 
 
 def setup_django(database_url: str, *, migrate: bool = True, **env: str) -> None:

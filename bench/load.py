@@ -2,7 +2,7 @@
 
     make bench-load      (python -m tests.stack python -m bench.load)
 
-Seeds the page benchmark's inventory (``bench.pages.seed``, ``--hosts``,
+Seeds the page benchmark's inventory (``bench.seed``, ``--hosts``,
 1,000,000 by default), starts gunicorn with the web command of the Procfile
 (what ``make run`` starts; ``--workers``/``--threads`` override it to try
 another process model), and drives it with wrk (Debian's package) on
@@ -35,8 +35,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-from bench.common import fresh_database, setup_django
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "portwatch_bench_load"
@@ -230,17 +228,14 @@ def main(argv=None) -> int:
     parser.add_argument("--scan-hosts", type=int, default=16_384, help="hosts of the scan ingested during the load")
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: the Procfile's)")
     parser.add_argument("--threads", type=int, default=None, help="gunicorn threads (default: the Procfile's)")
+    parser.add_argument("--reuse", action="store_true", help="keep the page benchmark's inventory of this size")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk (make bench-load installs it as root)")
 
-    database_url = fresh_database(DATABASE)
-    setup_django(database_url, DEBUG="false")
-    from bench.pages import seed
+    from bench.pages import seeded_inventory
 
-    started = time.perf_counter()
-    seed(args.hosts)
-    print(f"seeded {args.hosts:,} hosts in {time.perf_counter() - started:.0f} s", flush=True)
+    database_url = seeded_inventory(args.hosts, args.reuse)
     cookies = sessions(args.clients)
     paths = page_paths()
     from django.db import connections
