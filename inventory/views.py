@@ -18,6 +18,8 @@ from inventory.forms import HostForm, ReviewForm, RiskRuleForm, ZoneForm, tags_n
 from inventory.models import AuditEntry, Host, HostTag, RiskRule, Service, Zone
 from portwatch.roles import Role, RoleRequiredMixin
 from scans.models import Change, ScanRun
+from tallies import read
+from tallies.choices import Figure
 
 
 class FilteredListView(RoleRequiredMixin, View):
@@ -231,9 +233,16 @@ class ZoneListView(RoleRequiredMixin, ListView):
     template_name = "inventory/zone_list.html"
 
     def get_queryset(self):
-        return Zone.objects.annotate(
-            host_count=Count("hosts", distinct=True), target_count=Count("targets", distinct=True)
-        )
+        # Hosts per zone from the kept counts (tallies): counting a million
+        # hosts here took two seconds.
+        return Zone.objects.annotate(target_count=Count("targets"))
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        hosts = read.read([Figure.HOSTS])[Figure.HOSTS]
+        for zone in context["object_list"]:
+            zone.host_count = hosts.get(str(zone.pk), 0)
+        return context
 
 
 class ZoneCreateView(AuditedFormMixin, RoleRequiredMixin, CreateView):
