@@ -168,3 +168,18 @@ def test_the_zone_list_counts_hosts_without_counting_the_inventory(as_viewer, fl
     assert shown["dc1"] == 2 and shown[Zone.default().name] == 2
     host_table = Host._meta.db_table
     assert not [q["sql"] for q in queries.captured_queries if f'FROM "{host_table}"' in q["sql"]]
+
+
+def test_badges_escape_what_people_typed(as_viewer, fleet):
+    """Policy and risk badges are built in Python: a rule's justification and a risk label stay text."""
+    from inventory.models import RiskRule
+
+    rule = PortRule.objects.get(port_start=6379)
+    rule.justification = '"><script>alert(1)</script>'
+    rule.save()
+    RiskRule.objects.filter(protocol="tcp", port=6379).update(label="<b>Redis</b>")
+    body = as_viewer.get(reverse("port-list"), {"port": "6379"}).content.decode()
+    assert "<script>alert(1)</script>" not in body and "<b>Redis</b>" not in body
+    assert "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert "&lt;b&gt;Redis&lt;/b&gt;" in body
+    assert 'class="policy policy-rejected"' in body and ">violation</span>" in body
