@@ -81,7 +81,16 @@ def filter_hosts(queryset, query: Query):
         return queryset.filter(Exists(ports))
     if query.text:
         services = Service.objects.filter(_text_condition(query.text), state=PortState.OPEN)
-        return queryset.filter(Q(pk__in=_hosts_named(query.text)) | Q(pk__in=services.values("host_id")))
+        named = _hosts_named(query.text)
+        # An OR of the two makes PostgreSQL walk the whole list in its order,
+        # testing each host against both (half a second at 1M hosts), so
+        # each side alone when the other finds nothing, which is the usual
+        # case: a hostname, or a product.
+        if not named:
+            return queryset.filter(pk__in=services.values("host_id"))
+        if not services.exists():
+            return queryset.filter(pk__in=named)
+        return queryset.filter(Q(pk__in=named) | Q(pk__in=services.values("host_id")))
     return queryset
 
 
@@ -92,5 +101,10 @@ def filter_services(queryset, query: Query):
         queryset = queryset.filter(port=query.port)
         return queryset.filter(protocol=query.protocol) if query.protocol else queryset
     if query.text:
-        return queryset.filter(_text_condition(query.text) | Q(host_id__in=_hosts_named(query.text)))
+        named = _hosts_named(query.text)
+        if not named:
+            return queryset.filter(_text_condition(query.text))
+        if not queryset.filter(_text_condition(query.text)).exists():
+            return queryset.filter(host_id__in=named)
+        return queryset.filter(_text_condition(query.text) | Q(host_id__in=named))
     return queryset

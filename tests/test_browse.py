@@ -183,3 +183,15 @@ def test_badges_escape_what_people_typed(as_viewer, fleet):
     assert "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in body
     assert "&lt;b&gt;Redis&lt;/b&gt;" in body
     assert 'class="policy policy-rejected"' in body and ">violation</span>" in body
+
+
+@pytest.mark.sqlite
+def test_a_text_search_finds_hostnames_and_products_alike(as_viewer, fleet):
+    """The search runs its hostname and product sides apart when one finds nothing; together when both do."""
+    observe({"127.65.2.1": [(8080, "http", "webapp")]}, hostnames={"127.65.2.2": ["db.example"]})
+    observe({"127.65.2.2": [5432]}, hostnames={"127.65.2.2": ["webapp.example"]})
+    found = sorted(address for _, address in hosts(as_viewer, q="webapp"))
+    assert found == ["127.65.2.1", "127.65.2.2"]
+    assert sorted((a, p) for _, a, p in ports(as_viewer, q="webapp")) == [("127.65.2.1", 8080), ("127.65.2.2", 5432)]
+    assert [address for _, address in hosts(as_viewer, q="webapp.ex")] == ["127.65.2.2"]
+    assert hosts(as_viewer, q="nothing-like-it") == []
