@@ -1,9 +1,12 @@
 """Template tags the scan engine lends to other apps' pages."""
 
 from django import template
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from inventory.templatetags.badges import risk_badge
+from inventory.templatetags.rows import when
 from scans.targets import parse_target, parse_targets
 
 register = template.Library()
@@ -49,3 +52,40 @@ def change_state(state):
     if hostnames:
         text += ", ".join(str(name) for name in hostnames)
     return format_html("{} {}", format_html_join("", "{}", ((part,) for part in parts)), text)
+
+
+@register.simple_tag(takes_context=True)
+def change_rows(context, changes, show_run=False):
+    """The changes table's rows, built in Python for the reason ``inventory.templatetags.rows`` gives."""
+    return format_html_join("\n", "{}", ((_change_row(context, change, show_run),) for change in changes))
+
+
+def _change_row(context, change, show_run: bool) -> str:
+    host = change.host
+    port = ""
+    if change.port:
+        port = format_html(
+            '<a href="{}">{}/{}</a> {}',
+            reverse("port-detail", args=[host.public_id, change.protocol, change.port]),
+            change.port,
+            change.protocol,
+            risk_badge(context, change.protocol, change.port, (change.after or {}).get("name", "")),
+        )
+    run = ""
+    if show_run:
+        run = format_html(
+            '<td><a href="{}">{}</a></td>', change.run.get_absolute_url(), change.run.get_trigger_display()
+        )
+    return format_html(
+        '<tr>{}<td><span class="badge kind-{}">{}</span></td><td><a href="{}">{}</a></td><td>{}</td>'
+        "<td>{}</td><td>{}</td>{}</tr>",
+        when(change.created_at),
+        change.kind,
+        change.get_kind_display(),
+        host.get_absolute_url(),
+        host.address,
+        port,
+        change_state(change.before),
+        change_state(change.after),
+        run,
+    )

@@ -1,0 +1,98 @@
+"""The rows of the host and port lists: ``{% load rows %}``, ``{% host_rows hosts %}``, ``{% service_rows services %}``.
+
+A list page shows up to a page of rows, and Django's template engine spends
+about a millisecond on each (every ``{{ }}`` is resolved by trying dict,
+attribute and index lookups in turn); under load that was most of a list's
+CPU time. The rows are built here with ``format_html``, which escapes every
+value as the templates did. The table around them (headers, empty states)
+stays in ``templates/includes/``.
+"""
+
+from django import template
+from django.contrib.humanize.templatetags.humanize import naturaltime
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from inventory.choices import PortState
+from inventory.templatetags.badges import policy_badge, risk_badge
+
+register = template.Library()
+
+
+def when(value) -> str:
+    """A time as "3 hours ago", the exact instant (ISO 8601, local) in its title."""
+    if value is None:
+        return format_html('<td class="muted">–</td>')
+    return format_html('<td title="{}">{}</td>', timezone.localtime(value).isoformat(), naturaltime(value))
+
+
+def counted(value: int, css: str) -> str:
+    return format_html('<td class="{}">{}</td>', css, value) if value else format_html("<td>{}</td>", value)
+
+
+@register.simple_tag
+def host_rows(hosts):
+    return format_html_join("\n", "{}", ((_host_row(host),) for host in hosts))
+
+
+def _host_row(host) -> str:
+    tags = format_html_join("", '<span class="tag">{}</span>', ((tag.name,) for tag in host.tags.all()))
+    risk = host.risk_label
+    return format_html(
+        '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}{}'
+        '<td>{}</td><td><span class="status status-{}">{}</span></td>{}</tr>',
+        host.get_absolute_url(),
+        host.address,
+        host.hostname,
+        host.zone.name,
+        tags,
+        host.owner,
+        host.open_count,
+        counted(host.unreviewed_count, "count-warn"),
+        counted(host.violating_count, "count-bad"),
+        format_html('<span class="risk risk-{0}">{0}</span>', risk) if risk else "",
+        host.status,
+        host.get_status_display(),
+        when(host.last_scanned),
+    )
+
+
+@register.simple_tag(takes_context=True)
+def service_rows(context, services):
+    can_review = bool(context.get("can_review"))
+    return format_html_join("\n", "{}", ((_service_row(context, service, can_review),) for service in services))
+
+
+def _service_row(context, service, can_review: bool) -> str:
+    host = service.host
+    choose = ""
+    if can_review:
+        box = ""
+        if service.state == PortState.OPEN:
+            box = format_html(
+                '<input type="checkbox" name="token" form="review" value="{}" aria-label="Choose {} {}/{}">',
+                getattr(service, "review_token", ""),  # set by the view for reviewers
+                host.address,
+                service.port,
+                service.protocol,
+            )
+        choose = format_html("<td>{}</td>", box)
+    return format_html(
+        '<tr>{}<td><a href="{}">{}</a> <span class="muted">{}</span></td><td>{}</td><td><a href="{}">{}/{}</a></td>'
+        '<td><span class="state state-{}">{}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}</tr>',
+        choose,
+        host.get_absolute_url(),
+        host.address,
+        host.hostname,
+        host.zone.name,
+        service.get_absolute_url(),
+        service.port,
+        service.protocol,
+        service.state,
+        service.get_state_display(),
+        policy_badge(service, show_rule=True),
+        risk_badge(context, service.protocol, service.port, service.name),
+        service.name,
+        service.label,
+        when(service.first_seen),
+    )
