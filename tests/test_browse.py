@@ -124,9 +124,11 @@ def test_text_from_scanned_hosts_is_escaped(as_viewer):
     )
     host = Host.objects.get(address="127.65.7.7")
     service = Service.objects.get(host=host)
-    for url in (reverse("host-list"), reverse("port-list"), host.get_absolute_url(), service.get_absolute_url()):
+    lists = (reverse("host-list"), reverse("port-list"), reverse("change-list"), reverse("overview"))
+    for url in (*lists, host.get_absolute_url(), service.get_absolute_url()):
         page = as_viewer.get(url).content.decode()
         assert "<script>alert(1)" not in page and "<img src=x" not in page, url
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page or "&lt;img src=x" in page, url
 
 
 def _queries(client, url) -> int:
