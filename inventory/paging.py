@@ -180,7 +180,9 @@ def _segments(keys: list[Key], values: list | None):
     if values is None:
         first, rest = keys[0], keys[1:]
         rest_order = [key.order() for key in rest]
-        if not first.nullable:
+        if not first.nullable or first.nulls_first == first.descending:
+            # One query. (A nullable key whose NULLs fall where PostgreSQL's
+            # index keeps them, above every value, needs no split either.)
             yield Q(), [first.order(), *rest_order]
             return
         not_null = (Q(**{f"{first.name}__isnull": False}), [first.order(known_not_null=True), *rest_order])
