@@ -13,6 +13,7 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from axes.models import AccessAttempt
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -24,6 +25,7 @@ from inventory.choices import Severity
 from inventory.filters import HOST_SORTS, HostFilter, ServiceFilter
 from inventory.models import AuditEntry, Host, Service, Zone
 from inventory.views import AuditListView, HostListView, ReviewQueueView, ServiceListView
+from portwatch.login_views import LockoutListView
 from scans.models import Change, ScanRun
 from scans.views import ChangeListView, RunListView
 from tests.factories import observe
@@ -310,3 +312,18 @@ def test_notifications_page_by_cursor(as_viewer, fleet, monkeypatch):
     assert response.status_code == 200
     response = as_viewer.get(reverse("notification-list"), {"status": "sent", "cursor": "garbage"})
     assert response.status_code == 400 and BAD_LINK in response.content.decode()
+
+
+@pytest.mark.sqlite
+def test_lockouts_page_by_cursor_over_their_grouped_rows(client, admin, monkeypatch):
+    """Lockouts are grouped rows (one per username and address): the groups themselves are the key."""
+    monkeypatch.setattr(LockoutListView, "paginate_by", PER_PAGE)
+    for n in range(11):
+        AccessAttempt.objects.create(
+            username=f"user{n % 6}", ip_address=f"192.0.2.{n}", user_agent="", failures_since_start=99
+        )
+    client.force_login(admin)
+    forward, backward = walk(client, reverse("lockout-list"), {})
+    pairs = [(row["username"], row["ip_address"]) for row in forward]
+    assert len(pairs) == len(set(pairs)) == 11
+    assert backward == forward
