@@ -42,6 +42,7 @@ from django.core.exceptions import BadRequest, ImproperlyConfigured, ValidationE
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.expressions import OrderBy
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from django.utils.dateparse import parse_date, parse_datetime
 
 CURSOR_PARAM = "cursor"
@@ -189,11 +190,25 @@ def _segments(keys: list[Key], values: list | None):
         null = (Q(**{f"{first.name}__isnull": True}), rest_order)
         yield from (null, not_null) if first.nulls_first else (not_null, null)
         return
+    # The trailing keys that share a direction and hold no NULL are one
+    # segment: a row comparison, ``(created_at, id) < (x, y)``, which
+    # PostgreSQL reads as one range of an index on them (elsewhere Django
+    # writes it as the equivalent OR chain).
+    run = len(keys) - 1
+    while run > 0 and not keys[run - 1].nullable and keys[run - 1].descending == keys[-1].descending:
+        run -= 1
+    if keys[-1].nullable:
+        run = len(keys)
     # Deepest first: rows equal on more of the keys come sooner.
-    for depth in reversed(range(len(keys))):
+    for depth in reversed(range(min(run + 1, len(keys)))):
         prefix = Q()
         for key, value in zip(keys[:depth], values[:depth], strict=True):
             prefix &= key.equal(value)
+        if depth == run and len(keys) - run > 1:
+            tail = keys[run:]
+            compare = TupleLessThan if tail[0].descending else TupleGreaterThan
+            yield prefix & compare(Tuple(*[F(key.name) for key in tail]), values[run:]), [k.order() for k in tail]
+            continue
         key, value, rest = keys[depth], values[depth], keys[depth + 1 :]
         rest_order = [other.order() for other in rest]
         by_value = [key.order(known_not_null=True), *rest_order]
