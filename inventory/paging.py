@@ -16,6 +16,10 @@ until the page is full (``_segments``). PostgreSQL serves each one from the
 sort's index whatever the mix of directions (``-risk, address``), which a
 single ``a > x OR (a = x AND b > y)`` condition does not get (it is a filter
 over the index, read from the start of the list: the cost of OFFSET again).
+Trailing keys of one direction make one segment, a row comparison
+(``(created_at, id) < (x, y)``: one index range on PostgreSQL, Django's OR
+chain on SQLite), so the changes feed is one query a page. Most pages take
+one or two queries; none takes more than one per key.
 
 NULLs sort last in either direction (a host that never changed comes after
 those that did); a nullable key adds an ``IS NULL`` segment.
