@@ -189,6 +189,8 @@ class Notification(models.Model):
             ),
             # The notifications page, by status (the failed list).
             models.Index(fields=["status", "-created_at"], name="notification_status_idx"),
+            # The notifications page and API, newest first, paged by keyset (inventory.paging).
+            models.Index(fields=["-created_at", "-id"], name="notification_created_idx"),
         ]
 
     def __str__(self):

@@ -21,7 +21,7 @@ from alerts import delivery
 from alerts.choices import NotificationStatus
 from alerts.forms import AlertRuleForm, ChannelForm, MuteForm
 from alerts.models import AlertRule, Channel, Mute, Notification, NotificationItem
-from inventory import audit
+from inventory import audit, paging
 from portwatch.roles import Role, RoleRequiredMixin
 
 CHANNEL_AUDIT_FIELDS = ["name", "kind", "mode", "digest_minutes", "allow_private", "enabled"]
@@ -50,7 +50,7 @@ def channel_snapshot(channel: Channel) -> dict:
 # --- notifications ---------------------------------------------------------------------
 
 
-class NotificationListView(RoleRequiredMixin, ListView):
+class NotificationListView(paging.KeysetPaginationMixin, RoleRequiredMixin, ListView):
     paginate_by = 50
     template_name = "alerts/notification_list.html"
 
@@ -231,7 +231,7 @@ class AlertRuleDeleteView(RoleRequiredMixin, View):
 # --- mutes ------------------------------------------------------------------------------------
 
 
-class MuteListView(RoleRequiredMixin, ListView):
+class MuteListView(paging.KeysetPaginationMixin, RoleRequiredMixin, ListView):
     paginate_by = 50
     template_name = "alerts/mute_list.html"
 

@@ -155,7 +155,9 @@ class Host(models.Model):
             models.Index(fields=["-violating_count", "address"], name="host_violating_idx"),
             models.Index(fields=["-unreviewed_count", "address"], name="host_unreviewed_idx"),
             models.Index(fields=["-open_count", "address"], name="host_open_idx"),
-            models.Index(fields=["-last_change_at"], name="host_last_change_idx"),
+            # With the id, the keyset pages' tiebreaker (inventory.paging): the
+            # hosts that never changed (NULL) are paged by id within this index.
+            models.Index(fields=["-last_change_at", "-id"], name="host_last_change_id_idx"),
         ]
         ordering = ["zone__name", "address"]
 

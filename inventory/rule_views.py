@@ -10,14 +10,14 @@ from django.utils import timezone
 from django.views import View
 from django.views.generic import CreateView, DetailView, ListView, UpdateView
 
-from inventory import assignment, audit, policy
+from inventory import assignment, audit, paging, policy
 from inventory.choices import Decision, RuleScope
 from inventory.forms import AssignmentRuleForm, PortRuleForm, tags_named
 from inventory.models import AssignmentRule, AuditEntry, PortRule
 from portwatch.roles import Role, RoleRequiredMixin
 
 
-class RuleListView(RoleRequiredMixin, ListView):
+class RuleListView(paging.KeysetPaginationMixin, RoleRequiredMixin, ListView):
     paginate_by = 100
     template_name = "inventory/rule_list.html"
 

@@ -23,11 +23,12 @@ from tallies.choices import Figure
 
 
 class FilteredListView(RoleRequiredMixin, View):
-    """A list with django-filter filters, a page without COUNT(*), and CSV/JSON export."""
+    """A list with django-filter filters, keyset pages (``inventory.paging``), and CSV/JSON export."""
 
     filterset_class = None
     template_name = ""
     export_name = ""
+    paginate_by = 100
 
     def base_queryset(self):
         raise NotImplementedError
@@ -42,7 +43,7 @@ class FilteredListView(RoleRequiredMixin, View):
         export = request.GET.get("format")
         if export in ("csv", "json"):
             return exports.respond(export, self.export_name, self.export_rows(queryset), self.export_row)
-        page = paging.page_of(queryset, request.GET.get("page"))
+        page = paging.page_for(request, queryset, self.paginate_by)
         return render(request, self.template_name, self.context(filter=filterset, page=page))
 
     def export_rows(self, queryset):
@@ -262,7 +263,7 @@ class ZoneUpdateView(ZoneCreateView, UpdateView):
     slug_field = slug_url_kwarg = "name"
 
 
-class AuditListView(RoleRequiredMixin, ListView):
+class AuditListView(paging.KeysetPaginationMixin, RoleRequiredMixin, ListView):
     """The audit log, newest first, with filters. Read-only for everyone."""
 
     paginate_by = 100

@@ -12,6 +12,7 @@ from django.shortcuts import redirect
 from django.views import View
 from django.views.generic import ListView
 
+from inventory import paging
 from portwatch import lockouts
 from portwatch.roles import Role, RoleRequiredMixin
 
@@ -38,7 +39,7 @@ class LoginView(auth_views.LoginView):
         return super().form_invalid(form)
 
 
-class LockoutListView(RoleRequiredMixin, ListView):
+class LockoutListView(paging.KeysetPaginationMixin, RoleRequiredMixin, ListView):
     """Who is locked out of logging in now, from where and until when; admins unlock them here."""
 
     required_role = Role.ADMIN

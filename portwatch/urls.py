@@ -25,3 +25,5 @@ urlpatterns += [
     path("lockouts/", LockoutListView.as_view(), name="lockout-list"),
     path("lockouts/unlock/", UnlockView.as_view(), name="lockout-unlock"),
 ]
+
+handler400 = "portwatch.views.bad_request"

@@ -8,9 +8,13 @@ from the series that panel carries (static/js/overview.js).
 import json
 
 from django.conf import settings
+from django.core.exceptions import BadRequest
+from django.http import HttpResponseBadRequest
+from django.shortcuts import render
 from django.utils import timezone
 from django.views.generic import TemplateView
 
+from inventory import paging
 from inventory.models import Host
 from portwatch import dashboard
 from portwatch.roles import RoleRequiredMixin
@@ -47,3 +51,17 @@ class OverviewView(RoleRequiredMixin, TemplateView):
             hosts=Host.objects.select_related("zone").prefetch_related("tags").order_by("-last_change_at")[:10],
         )
         return context
+
+
+def bad_request(request, exception):
+    """A 400 that says what was wrong (``BadRequest`` messages are written for people);
+    other 400s (a disallowed host, a suspicious request) keep Django's bare answer."""
+    if not isinstance(exception, BadRequest):
+        return HttpResponseBadRequest("<h1>Bad Request (400)</h1>")
+    context = {"message": str(exception)}
+    if isinstance(exception, paging.InvalidCursor):
+        query = request.GET.copy()
+        query.pop(paging.CURSOR_PARAM, None)
+        query.pop("page", None)
+        context["first_page"] = f"{request.path}?{query.urlencode()}" if query else request.path
+    return render(request, "400.html", context, status=400)

@@ -9,7 +9,7 @@ from django.urls import reverse_lazy
 from django.views import View
 from django.views.generic import CreateView, DetailView, ListView, UpdateView
 
-from inventory import audit
+from inventory import audit, paging
 from inventory.audit import AuditedFormMixin
 from inventory.views import FilteredListView
 from portwatch.roles import Role, RoleRequiredMixin, has_role
@@ -23,7 +23,7 @@ from scans.scope import ScopeError
 from scans.targets import TargetSpecError
 
 
-class TargetListView(RoleRequiredMixin, ListView):
+class TargetListView(paging.KeysetPaginationMixin, RoleRequiredMixin, ListView):
     model = ScanTarget
     paginate_by = 50
     template_name = "scans/target_list.html"
@@ -93,7 +93,7 @@ class TargetScanView(RoleRequiredMixin, View):
         return redirect(run)
 
 
-class RunListView(RoleRequiredMixin, ListView):
+class RunListView(paging.KeysetPaginationMixin, RoleRequiredMixin, ListView):
     model = ScanRun
     paginate_by = 50
     template_name = "scans/run_list.html"

@@ -162,18 +162,19 @@ def test_changes_feed_filters_by_kind_host_and_run(viewer_api):
     assert viewer_api.get("/api/changes/", {"kind": "port_exploded"}).status_code == 400
 
 
-def test_pages_are_numbered_without_counting_and_sizes_are_capped(viewer_api):
+def test_pages_follow_cursors_without_counting_and_sizes_are_capped(viewer_api):
     observe({f"127.64.1.{n}": [22] for n in range(1, 6)})
     with CaptureQueriesContext(connection) as queries:
         page = viewer_api.get("/api/services/", {"page_size": 2}).json()
     assert not any("COUNT(" in query["sql"].upper() for query in queries.captured_queries)
-    assert len(page["results"]) == 2 and page["previous"] is None
+    assert len(page["results"]) == 2 and page["previous"] is None and "cursor=" in page["next"]
     second = viewer_api.get(page["next"]).json()
-    assert second["page"] == 2 and second["previous"] and second["next"]
-    last = viewer_api.get("/api/services/", {"page_size": 2, "page": 3}).json()
+    assert second["previous"] and second["next"] and "page_size=2" in second["next"]
+    last = viewer_api.get(second["next"]).json()
     assert len(last["results"]) == 1 and last["next"] is None
-    assert viewer_api.get("/api/services/", {"page": 0}).status_code == 400
-    assert viewer_api.get("/api/services/", {"page": "x"}).status_code == 400
+    assert viewer_api.get("/api/services/", {"cursor": "x"}).status_code == 400
+    assert viewer_api.get("/api/services/", {"page": 2}).status_code == 400
+    assert viewer_api.get("/api/services/", {"page_size": 0}).status_code == 400
     assert viewer_api.get("/api/services/", {"page_size": 501}).status_code == 400
 
 

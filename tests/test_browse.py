@@ -93,9 +93,10 @@ def test_bad_filters_say_so_and_show_nothing(as_viewer, fleet, query):
     assert response.context["filter"].errors
 
 
-def test_a_bad_page_number_is_a_clear_400(as_viewer, fleet):
-    response = as_viewer.get(reverse("host-list"), {"page": "abc"})
+def test_a_bad_page_link_is_a_clear_400(as_viewer, fleet):
+    response = as_viewer.get(reverse("host-list"), {"cursor": "abc"})
     assert response.status_code == 400
+    assert "This page link is no longer valid" in response.content.decode()
 
 
 def test_csv_export_neutralises_formulas_and_keeps_the_filters(as_viewer, fleet):

@@ -51,20 +51,28 @@ class RoleMixin:
 
 
 class NoCountPagination(BasePagination):
-    """Page numbers without ``COUNT(*)`` (see ``inventory.paging``): a page
-    fetches one row more than it returns to know whether there is a next one."""
+    """Keyset pages (see ``inventory.paging``): ``next`` and ``previous`` carry a
+    cursor, every page costs the same however deep, and nothing is counted.
+
+    Pages are not numbered: ``page=1`` is the first page, any other number is
+    refused (a client stepping through numbers would never reach the end).
+    """
 
     page_size = 100
     max_page_size = 500
-    page_query_param = "page"
+    cursor_query_param = paging.CURSOR_PARAM
     page_size_query_param = "page_size"
 
     def paginate_queryset(self, queryset, request, view=None):
         size = self._page_size(request)
+        if request.query_params.get("page") not in (None, "", "1"):
+            raise exceptions.ValidationError(
+                {"page": ["Pages are not numbered: follow the `next` link (it carries a cursor)."]}
+            )
         try:
-            page = paging.page_of(queryset, request.query_params.get(self.page_query_param), per_page=size)
-        except BadRequest as error:
-            raise exceptions.ValidationError({self.page_query_param: [str(error)]}) from None
+            page = paging.page_of(queryset, request.query_params.get(self.cursor_query_param), per_page=size)
+        except paging.InvalidCursor as error:
+            raise exceptions.ValidationError({self.cursor_query_param: [str(error)]}) from None
         self.request, self.page = request, page
         return page.object_list
 
@@ -78,26 +86,26 @@ class NoCountPagination(BasePagination):
             )
         return int(raw)
 
+    def _link(self, cursor: str | None) -> str | None:
+        if cursor is None:
+            return None
+        url = remove_query_param(self.request.build_absolute_uri(), "page")
+        return replace_query_param(url, self.cursor_query_param, cursor)
+
     def get_paginated_response(self, data):
-        url = self.request.build_absolute_uri()
-        following = (
-            replace_query_param(url, self.page_query_param, self.page.number + 1) if self.page.has_next else None
+        return Response(
+            {
+                "next": self._link(self.page.next_cursor),
+                "previous": self._link(self.page.previous_cursor),
+                "results": data,
+            }
         )
-        previous = None
-        if self.page.has_previous:
-            previous = (
-                remove_query_param(url, self.page_query_param)
-                if self.page.number == 2
-                else replace_query_param(url, self.page_query_param, self.page.number - 1)
-            )
-        return Response({"page": self.page.number, "next": following, "previous": previous, "results": data})
 
     def get_paginated_response_schema(self, schema):
         return {
             "type": "object",
-            "required": ["page", "next", "previous", "results"],
+            "required": ["next", "previous", "results"],
             "properties": {
-                "page": {"type": "integer", "example": 1},
                 "next": {"type": "string", "nullable": True, "format": "uri"},
                 "previous": {"type": "string", "nullable": True, "format": "uri"},
                 "results": schema,
@@ -107,11 +115,12 @@ class NoCountPagination(BasePagination):
     def get_schema_operation_parameters(self, view):
         return [
             {
-                "name": self.page_query_param,
+                "name": self.cursor_query_param,
                 "in": "query",
                 "required": False,
-                "description": f"Page number, 1 to {paging.MAX_PAGE}.",
-                "schema": {"type": "integer", "minimum": 1, "maximum": paging.MAX_PAGE},
+                "description": "Where the page starts: leave it out for the first page, then follow "
+                "`next` and `previous`, which carry it (opaque; a cursor that was altered is a 400).",
+                "schema": {"type": "string"},
             },
             {
                 "name": self.page_size_query_param,
