@@ -32,7 +32,13 @@ DATABASE = "portwatch_bench_pages"
 
 
 def pages() -> list[tuple]:
+    from django.contrib.auth.models import Group, User
     from django.urls import reverse
+
+    from portwatch.roles import GROUP_NAMES, Role
+
+    viewer, _ = User.objects.get_or_create(username="bench-viewer")
+    viewer.groups.add(Group.objects.get(name=GROUP_NAMES[Role.VIEWER]))
 
     from inventory.models import Host, Service, Zone
     from scans.models import ScanProfile, ScanTarget
@@ -58,7 +64,8 @@ def pages() -> list[tuple]:
     return [
         ("overview", reverse("overview")),
         ("hosts", hosts),
-        ("hosts page 200", f"{hosts}?page=200"),
+        ("hosts deep", deep(hosts, 0.6)),
+        ("hosts sort=risk deep", deep(f"{hosts}?sort=risk", 0.6)),
         ("hosts sort=risk", f"{hosts}?sort=risk"),
         ("hosts sort=violating", f"{hosts}?sort=violating"),
         ("hosts sort=changed", f"{hosts}?sort=changed"),
@@ -80,6 +87,7 @@ def pages() -> list[tuple]:
         ("ports tag huge", f"{ports}?tag=tag-20"),
         ("ports tag tiny", f"{ports}?tag=tag-19"),
         ("ports sort=port", f"{ports}?sort=port"),
+        ("ports deep", deep(ports, 0.6)),
         ("review queue", queue),
         ("review queue dc2", f"{queue}?zone=dc2"),
         ("host detail", host.get_absolute_url()),
@@ -89,6 +97,7 @@ def pages() -> list[tuple]:
         ("overview 30 d", f"{reverse('overview')}?range=30"),
         ("overview poll", reverse("overview"), {"HX-Request": "true"}),
         ("changes", changes),
+        ("changes deep", deep(changes, 0.6)),
         ("changes unreviewed risk", f"{changes}?policy=unreviewed&risk=3"),
         ("changes closed dc1 7d", f"{changes}?kind=port_closed&zone=dc1&within=7"),
         ("changes tag", f"{changes}?tag=tag-3"),
@@ -103,6 +112,7 @@ def pages() -> list[tuple]:
         ("api hosts", "/api/hosts/"),
         ("api services unreviewed", "/api/services/?policy=unreviewed&zone=dc1"),
         ("api changes", "/api/changes/"),
+        ("api changes deep", deep("/api/changes/", 0.6, changes)),
         ("api changes port_closed", "/api/changes/?kind=port_closed&within=7"),
         ("api changes tag tiny", "/api/changes/?tag=tag-19"),
         ("api services", "/api/services/"),
@@ -110,23 +120,47 @@ def pages() -> list[tuple]:
     ]
 
 
+def deep(url: str, depth: float, page_url: str | None = None) -> str:
+    """``url`` with the cursor of the row ``depth`` of the way down its list (as if Next had been followed that far).
+
+    The list's rows and order are the page's own (its filter's queryset, as
+    ``page_url`` or ``url`` shows it); the cursor is made by ``inventory.paging``
+    as a Next link would carry it.
+    """
+    import urllib.parse
+
+    from django.contrib.auth.models import User
+    from django.test import RequestFactory
+    from django.urls import resolve
+
+    from inventory import paging
+
+    request = RequestFactory().get(page_url or url)
+    request.user = User.objects.get(username="bench-viewer")
+    view = resolve(request.path).func.view_class()
+    queryset = view.filterset_class(request.GET, queryset=view.base_queryset(), request=request).qs
+    keys = paging.keys_of(queryset)
+    total = queryset.model.objects.order_by("-pk").values_list("pk", flat=True).first()
+    row = queryset.filter(pk__gte=int(total * depth)).order_by("pk").first()
+    cursor = paging.encode(keys, paging.row_values(keys, row), False)
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}{urllib.parse.urlencode({paging.CURSOR_PARAM: cursor})}"
+
+
 def measure(repeat: int, explain: bool = False, only: str = "") -> list[tuple[str, float, float]]:
     from django.conf import settings
-    from django.contrib.auth.models import Group, User
+    from django.contrib.auth.models import User
     from django.test import Client, override_settings
 
-    from portwatch.roles import GROUP_NAMES, Role
-
-    viewer, _ = User.objects.get_or_create(username="bench-viewer")
-    viewer.groups.add(Group.objects.get(name=GROUP_NAMES[Role.VIEWER]))
-    client = Client()
-    client.force_login(viewer)
     results = []
     # Static URLs without the collectstatic manifest (the pages are what is timed).
     plain = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
     storages = {**settings.STORAGES, "staticfiles": plain}
     with override_settings(STORAGES=storages):
-        for name, url, *headers in pages():
+        listed = pages()
+        client = Client()
+        client.force_login(User.objects.get(username="bench-viewer"))
+        for name, url, *headers in listed:
             if only and only not in name:
                 continue
             results.append(_time_page(client, name, url, repeat, *headers))
