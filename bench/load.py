@@ -88,7 +88,10 @@ def sessions(count: int) -> list[str]:
     group = Group.objects.get(name=GROUP_NAMES[Role.VIEWER])
     keys = []
     for index in range(count):
-        user = User.objects.create_user(f"load-viewer-{index}")
+        user, created = User.objects.get_or_create(username=f"load-viewer-{index}")  # kept by --reuse
+        if created:
+            user.set_unusable_password()
+            user.save()
         user.groups.add(group)
         store = SessionStore()
         store[SESSION_KEY] = str(user.pk)

@@ -6,16 +6,21 @@ changes (``tallies``), so each figure is a few indexed rows whatever the
 inventory's size, and the overview can poll them every few seconds.
 """
 
+import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Max
 from django.db.models.functions import TruncHour
+from django.utils import timezone
 
-from inventory.models import InventorySnapshot
+from inventory.models import Host, InventorySnapshot
 from inventory.snapshots import UNTIMED, counts_from
 from scans.choices import ScheduleKind
-from scans.models import ScanTarget
+from scans.models import Change, ScanRun, ScanTarget
 from tallies import read
 from tallies.choices import Figure
 
@@ -35,6 +40,48 @@ CHART_RANGES = {"1": timedelta(days=1), "7": timedelta(days=7), "30": timedelta(
 # Ranges drawn from hourly highs rather than every snapshot (720 points, not 2,880).
 CHART_HOURLY = {"30"}
 CHART_DEFAULT_RANGE = "7"
+
+
+logger = logging.getLogger(__name__)
+
+
+def overview(chart_range: str) -> dict:
+    """The overview's figures and recent lists: the same for every viewer, so
+    read once per ``OVERVIEW_CACHE_SECONDS`` and shared (a wall of open
+    overviews, each polling, is otherwise the same dozen queries per poll).
+    Without a working cache every request reads its own."""
+    seconds = settings.OVERVIEW_CACHE_SECONDS
+    key = f"overview:{chart_range}"
+    if seconds:
+        try:
+            kept = cache.get(key)
+        except Exception:  # the cache is a speed-up: Redis down must not take the overview with it
+            logger.warning("overview: cache unavailable, reading the figures directly", exc_info=True)
+            seconds, kept = 0, None
+        if kept is not None:
+            return kept
+    figures = _read_overview(chart_range, timezone.now())
+    if seconds:
+        try:
+            cache.set(key, figures, seconds)
+        except Exception:
+            logger.warning("overview: could not keep the figures in the cache", exc_info=True)
+    return figures
+
+
+def _read_overview(chart_range: str, now: datetime) -> dict:
+    counts, freshness = host_figures(now)
+    return {
+        "counts": counts,
+        "change_counts": change_counts(now),
+        "backlog": review_backlog(now),
+        "freshness": freshness,
+        "chart_json": json.dumps(chart_series(chart_range, now, counts)),
+        "read_at": now,
+        "changes": list(Change.objects.select_related("host", "run")[:15]),
+        "runs": list(ScanRun.objects.select_related("target")[:8]),
+        "hosts": list(Host.objects.select_related("zone").prefetch_related("tags").order_by("-last_change_at")[:10]),
+    }
 
 
 def change_counts(now: datetime) -> dict:

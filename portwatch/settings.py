@@ -282,6 +282,9 @@ WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 10, minimum=1)
 SNAPSHOT_MINUTES = env_int("SNAPSHOT_MINUTES", 15, minimum=1)
 # How often an open overview page refreshes its figures (HTMX polling).
 OVERVIEW_POLL_SECONDS = env_int("OVERVIEW_POLL_SECONDS", 15, minimum=1)
+# Everyone looking at the overview within this many seconds shares one
+# reading of its figures and lists (0: every request reads its own).
+OVERVIEW_CACHE_SECONDS = env_int("OVERVIEW_CACHE_SECONDS", 5, minimum=0, maximum=60)
 
 # --- Alerts ---------------------------------------------------------------------
 

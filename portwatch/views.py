@@ -5,20 +5,15 @@ HTMX request gets the live panel alone, and the chart on the page redraws
 from the series that panel carries (static/js/overview.js).
 """
 
-import json
-
 from django.conf import settings
 from django.core.exceptions import BadRequest
 from django.http import HttpResponseBadRequest
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.generic import TemplateView
 
 from inventory import paging
-from inventory.models import Host
 from portwatch import dashboard
 from portwatch.roles import RoleRequiredMixin
-from scans.models import Change, ScanRun
 
 
 class OverviewView(RoleRequiredMixin, TemplateView):
@@ -31,24 +26,16 @@ class OverviewView(RoleRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        now = timezone.now()
-        counts, freshness = dashboard.host_figures(now)
         chart_range = self.request.GET.get("range")
         if chart_range not in dashboard.CHART_RANGES:
             chart_range = dashboard.CHART_DEFAULT_RANGE
         context.update(
-            counts=counts,
-            change_counts=dashboard.change_counts(now),
-            backlog=dashboard.review_backlog(now),
-            freshness=freshness,
-            chart_json=json.dumps(dashboard.chart_series(chart_range, now, counts)),
+            dashboard.overview(chart_range),
             chart_range=chart_range,
             chart_ranges=dashboard.CHART_RANGES,
             poll_seconds=settings.OVERVIEW_POLL_SECONDS,
+            cache_seconds=settings.OVERVIEW_CACHE_SECONDS,
             snapshot_minutes=settings.SNAPSHOT_MINUTES,
-            changes=Change.objects.select_related("host", "run")[:15],
-            runs=ScanRun.objects.select_related("target")[:8],
-            hosts=Host.objects.select_related("zone").prefetch_related("tags").order_by("-last_change_at")[:10],
         )
         return context
 

@@ -71,6 +71,48 @@ def test_overview_figures_come_from_the_inventory(as_viewer, fleet):
     assert b"<script>" not in response.content
 
 
+def _overview_queries(client) -> tuple[dict, int]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("overview"), headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    return response.context["counts"], len(queries)
+
+
+def test_viewers_within_the_cache_window_share_one_reading_of_the_figures(as_viewer, fleet, settings):
+    """OVERVIEW_CACHE_SECONDS: the second poll reads no figures (only its session and role), then the window ends."""
+    from django.core.cache import cache
+
+    settings.OVERVIEW_CACHE_SECONDS = 30
+    cache.delete_many([f"overview:{key}" for key in dashboard.CHART_RANGES])
+    first, first_queries = _overview_queries(as_viewer)
+    observe({"127.70.9.9": [8080]})
+    shared, shared_queries = _overview_queries(as_viewer)
+    assert shared == first and shared_queries < first_queries - 5
+    cache.delete_many([f"overview:{key}" for key in dashboard.CHART_RANGES])  # the window ends
+    fresh, _ = _overview_queries(as_viewer)
+    assert fresh["hosts"] == first["hosts"] + 1 and fresh["open_ports"] == first["open_ports"] + 1
+    page = as_viewer.get(reverse("overview")).content.decode()
+    assert "shared by everyone looking within 30 s" in page
+
+
+def test_the_overview_reads_its_own_figures_when_the_cache_is_down(as_viewer, fleet, settings, caplog):
+    """The cache is a speed-up: with Redis unreachable the overview still answers, with live figures."""
+    settings.OVERVIEW_CACHE_SECONDS = 30
+    # Django resets its cache handlers when CACHES changes (django.test.signals).
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+        }
+    }
+    counts, _ = _overview_queries(as_viewer)
+    assert counts["hosts"] == Host.objects.count() == 3
+    assert "cache unavailable" in caplog.text
+
+
 def test_backlog_buckets_ports_by_how_long_they_waited(as_viewer, fleet):
     now = timezone.now()
     Service.objects.filter(port=443).update(first_seen=now - timedelta(days=3))
