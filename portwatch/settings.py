@@ -111,6 +111,9 @@ TEMPLATES = [
     },
 ]
 
+# Selects built in Python, everything else by Django's templates (see the module).
+FORM_RENDERER = "portwatch.form_renderer.FormRenderer"
+
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
