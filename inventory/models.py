@@ -247,20 +247,25 @@ class Service(models.Model):
             # Rows the policy has yet to evaluate (after every ingest).
             models.Index(fields=["id"], condition=models.Q(policy_status__isnull=True), name="service_pending_idx"),
             # Review queue (violations, then unreviewed; riskiest, then oldest
-            # first) and the ports view filtered by policy status.
+            # first) and the ports view filtered by policy status. Both end in
+            # the id the keyset pages break ties with: a file import stamps
+            # all its ports with one first_seen, and without the id a page
+            # sorted thousands of tied rows (inventory.paging).
             models.Index(
                 models.F("policy_status"),
                 models.F("risk").desc(),
                 models.F("first_seen"),
+                models.F("id"),
                 condition=models.Q(state=PortState.OPEN),
-                name="service_queue_idx",
+                name="service_queue_id_idx",
             ),
             # Ports view sorted by risk.
             models.Index(
                 models.F("risk").desc(),
                 models.F("first_seen"),
+                models.F("id"),
                 condition=models.Q(state=PortState.OPEN),
-                name="service_risk_idx",
+                name="service_risk_id_idx",
             ),
         ]
         ordering = ["host", "protocol", "port"]
