@@ -133,6 +133,18 @@ class ChangeListView(FilteredListView):
     def base_queryset(self):
         return Change.objects.select_related("host__zone", "run__target")
 
+    def shown(self, queryset):
+        # The changes table reads the host's address and the run's trigger:
+        # not the run's and target's dozen other columns (exports keep them).
+        return (
+            queryset.select_related(None)
+            .select_related("host", "run")
+            .only(
+                *("created_at", "kind", "protocol", "port", "before", "after", "host", "run"),
+                *("host__public_id", "host__address", "run__public_id", "run__trigger"),
+            )
+        )
+
 
 class RunDetailView(RoleRequiredMixin, DetailView):
     model = ScanRun

@@ -154,6 +154,37 @@ def test_pages_make_the_same_number_of_queries_for_5_or_60_rows(as_viewer):
     assert small == big
 
 
+def test_ports_under_zone_tag_and_host_rules_list_without_a_query_per_row(as_viewer):
+    """A rule's scope names its zone, tag or host in the policy badge: read with the page, not per row."""
+    dc9 = Zone.objects.create(name="dc9")
+    tag = Tag.objects.create(name="edge")
+
+    def fleet_of(addresses):
+        observe({address: [22, 80, 443] for address in addresses}, zone=dc9)
+        for host in Host.objects.all():
+            HostTag.objects.get_or_create(host=host, tag=tag)
+        rules = [
+            PortRule(scope="zone", zone=dc9, protocol="tcp", port_start=22, port_end=22, decision="approved"),
+            PortRule(scope="tag", tag=tag, protocol="tcp", port_start=80, port_end=80, decision="approved"),
+        ]
+        rules += [
+            PortRule(scope="host", host=host, protocol="tcp", port_start=443, port_end=443, decision="approved")
+            for host in Host.objects.filter(address__in=addresses)
+        ]
+        for rule in rules:
+            rule.justification = "test"
+            rule.save()
+            policy.rule_changed(rule)
+
+    urls = [reverse("port-list"), reverse("review-queue") + "?policy=approved", reverse("change-list")]
+    fleet_of([f"127.68.0.{i}" for i in range(1, 3)])
+    small = [_queries(as_viewer, url) for url in urls]
+    fleet_of([f"127.68.1.{i}" for i in range(1, 16)])
+    page = as_viewer.get(reverse("port-list")).content.decode()
+    assert "zone dc9" in page and "tag edge" in page and "host 127.68." in page
+    assert [_queries(as_viewer, url) for url in urls] == small
+
+
 def test_filter_labels_read_well(as_viewer):
     page = as_viewer.get(reverse("port-list")).content.decode()
     assert "[invalid name]" not in page and "Host zone" not in page
