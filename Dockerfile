@@ -26,4 +26,5 @@ RUN useradd --system --home-dir /var/lib/portwatch --shell /usr/sbin/nologin por
 # nmap may send raw packets (SYN and UDP scans).
 USER portwatch
 EXPOSE 8000
-CMD ["gunicorn", "portwatch.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--access-logfile", "-", "--no-control-socket"]
+# WEB_WORKERS (a process per core) and WEB_THREADS size the web tier (README: Sizing).
+CMD ["sh", "-c", "exec gunicorn portwatch.wsgi --bind 0.0.0.0:8000 --workers ${WEB_WORKERS:-3} --threads ${WEB_THREADS:-4} --access-logfile - --no-control-socket"]
