@@ -69,6 +69,26 @@ SERVICE_DEFAULT_SORT = ["policy_status", "-risk", "first_seen"]
 SERVICE_RISK_SORT = ["-risk", "first_seen"]
 
 
+# A tag on at most this many hosts is filtered by the list of its hosts' ids.
+SMALL_TAG_HOSTS = 2000
+
+
+def tagged_hosts(tag):
+    """The hosts carrying ``tag``, for ``host_id__in``: their ids when the tag is small, else a subquery.
+
+    A list sorted by an index walks that index and keeps the rows whose host
+    carries the tag. For a tag on half the hosts that finds a page at once;
+    for a tag on a hundred hosts out of a million it reads every row (12 s
+    for the ports list at 10M ports), and PostgreSQL's estimate for a rare
+    tag is too rough to choose for us. With the ids written out it fetches
+    the few hosts' rows by their index and sorts them instead.
+    """
+    ids = list(HostTag.objects.filter(tag=tag).values_list("host_id", flat=True)[: SMALL_TAG_HOSTS + 1])
+    if len(ids) <= SMALL_TAG_HOSTS:
+        return ids
+    return HostTag.objects.filter(tag=tag).values("host_id")
+
+
 class _InventoryFilter(django_filters.FilterSet):
     """What the host and port lists share: search, zone, tag, owner, risk, change age."""
 
@@ -95,7 +115,7 @@ class _InventoryFilter(django_filters.FilterSet):
         return queryset.filter(risk__gte=int(value))
 
     def filter_tag(self, queryset, name, value):
-        return queryset.filter(**{f"{self.host_key}__in": HostTag.objects.filter(tag=value).values("host_id")})
+        return queryset.filter(**{f"{self.host_key}__in": tagged_hosts(value)})
 
     def sort_by(self, queryset, name, value):
         # Applied last, in filter_queryset.

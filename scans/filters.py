@@ -8,7 +8,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from inventory.choices import PolicyStatus
-from inventory.filters import RISK_CHOICES
+from inventory.filters import RISK_CHOICES, tagged_hosts
 from inventory.models import HostTag, Service, Tag, Zone
 from scans.choices import ChangeKind
 from scans.models import Change
@@ -67,6 +67,9 @@ class ChangeFilter(django_filters.FilterSet):
         fields = ["kind", "zone", "tag", "risk", "policy", "within", "since", "until", "flapping"]
 
     def filter_tag(self, queryset, name, value):
+        hosts = tagged_hosts(value)
+        if isinstance(hosts, list):  # a small tag: its hosts' changes by their index (see tagged_hosts)
+            return queryset.filter(host_id__in=hosts)
         return queryset.filter(Exists(HostTag.objects.filter(host_id=OuterRef("host_id"), tag=value)))
 
     def by_port_row(self, queryset, name, value):

@@ -229,3 +229,27 @@ def test_a_text_search_finds_hostnames_and_products_alike(as_viewer, fleet):
     assert sorted((a, p) for _, a, p in ports(as_viewer, q="webapp")) == [("127.65.2.1", 8080), ("127.65.2.2", 5432)]
     assert [address for _, address in hosts(as_viewer, q="webapp.ex")] == ["127.65.2.2"]
     assert hosts(as_viewer, q="nothing-like-it") == []
+
+
+@pytest.mark.parametrize("small_tag_hosts", [0, 1, 2000])
+@pytest.mark.sqlite
+def test_a_tag_filters_alike_by_its_hosts_ids_or_by_a_subquery(as_viewer, fleet, monkeypatch, small_tag_hosts):
+    """Small tags are filtered by their hosts' ids, big ones by a subquery: the same rows either way."""
+    from inventory import filters
+
+    monkeypatch.setattr(filters, "SMALL_TAG_HOSTS", small_tag_hosts)
+    web = Tag.objects.get(name="web")
+    for address in ("127.65.0.1", "127.65.1.1"):
+        HostTag.objects.get_or_create(host=Host.objects.get(address=address, zone=Zone.default()), tag=web)
+    assert sorted(address for _, address in hosts(as_viewer, tag="web")) == ["127.65.0.1", "127.65.0.2", "127.65.1.1"]
+    assert sorted((a, p) for _, a, p in ports(as_viewer, tag="web")) == [
+        ("127.65.0.1", 22),
+        ("127.65.0.1", 6379),
+        ("127.65.0.2", 80),
+        ("127.65.1.1", 6379),
+    ]
+    changes = as_viewer.get(reverse("change-list"), {"tag": "web"}).context["page"].object_list
+    tagged = set(HostTag.objects.filter(tag=web).values_list("host_id", flat=True))
+    assert changes and {change.host_id for change in changes} <= tagged
+    api = as_viewer.get("/api/changes/", {"tag": "web"}).json()["results"]
+    assert len(api) == len(changes)
