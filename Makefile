@@ -21,15 +21,21 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-ensure-nmap:
-	@if ! command -v nmap >/dev/null 2>&1; then \
+# $(call ensure,COMMAND,PACKAGE,WHAT IT IS FOR): install a missing Debian package as
+# root, otherwise say which command installs it and stop.
+define ensure
+	@if ! command -v $(1) >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "nmap is missing; installing it with apt-get..."; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nmap >/dev/null; \
+	    echo "$(1) ($(3)) is missing; installing it with apt-get..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(2) >/dev/null; \
 	  else \
-	    echo "nmap is not installed. Install it with: sudo apt-get install nmap" >&2; exit 1; \
+	    echo "$(1) ($(3)) is not installed. Install it with: sudo apt-get install $(2)" >&2; exit 1; \
 	  fi; \
 	fi
+endef
+
+ensure-nmap:
+	$(call ensure,nmap,nmap,the scanner)
 
 # --- run: web + worker + beat on SQLite and the filesystem broker under var/ ----
 
@@ -63,14 +69,7 @@ format: $(VENV)/.dev
 
 # The browser tests (tests/test_browser.py) drive Debian's Chromium with Playwright.
 ensure-chromium:
-	@if ! command -v chromium >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "chromium (for the browser tests) is missing; installing it with apt-get..."; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
-	  else \
-	    echo "chromium is not installed. Install it with: sudo apt-get install chromium" >&2; exit 1; \
-	  fi; \
-	fi
+	$(call ensure,chromium,chromium,for the browser tests)
 
 # The suite on PostgreSQL and Redis, then the tests marked `sqlite` again on the
 # embedded default (a fresh SQLite file in WAL mode and the filesystem broker,
@@ -91,14 +90,7 @@ bench-pipeline: $(VENV)/.dev ensure-nmap
 	python -m tests.stack python -m bench.pipeline
 
 ensure-ndiff:
-	@if ! command -v ndiff >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "ndiff (the anchor of bench-ingest) is missing; installing it with apt-get..."; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ndiff >/dev/null; \
-	  else \
-	    echo "ndiff is not installed. Install it with: sudo apt-get install ndiff" >&2; exit 1; \
-	  fi; \
-	fi
+	$(call ensure,ndiff,ndiff,the anchor of bench-ingest)
 
 bench-ingest: $(VENV)/.dev ensure-ndiff
 	python -m tests.stack python -m bench.ingest $(BENCH_ARGS)
@@ -110,14 +102,7 @@ bench-alerts: $(VENV)/.dev
 	python -m tests.stack python -m bench.alerts $(BENCH_ARGS)
 
 ensure-wrk:
-	@if ! command -v wrk >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "wrk (the load generator of bench-load) is missing; installing it with apt-get..."; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
-	  else \
-	    echo "wrk is not installed. Install it with: sudo apt-get install wrk" >&2; exit 1; \
-	  fi; \
-	fi
+	$(call ensure,wrk,wrk,the load generator of bench-load)
 
 bench-load: $(VENV)/.dev ensure-wrk
 	python -m tests.stack python -m bench.load $(BENCH_ARGS)

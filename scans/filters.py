@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from inventory.choices import PolicyStatus
 from inventory.filters import RISK_CHOICES, tagged_hosts
-from inventory.models import HostTag, Service, Tag, Zone
+from inventory.models import Service, Tag, Zone
 from scans.choices import ChangeKind
 from scans.models import Change
 
@@ -67,10 +67,7 @@ class ChangeFilter(django_filters.FilterSet):
         fields = ["kind", "zone", "tag", "risk", "policy", "within", "since", "until", "flapping"]
 
     def filter_tag(self, queryset, name, value):
-        hosts = tagged_hosts(value)
-        if isinstance(hosts, list):  # a small tag: its hosts' changes by their index (see tagged_hosts)
-            return queryset.filter(host_id__in=hosts)
-        return queryset.filter(Exists(HostTag.objects.filter(host_id=OuterRef("host_id"), tag=value)))
+        return queryset.filter(host_id__in=tagged_hosts(value))
 
     def by_port_row(self, queryset, name, value):
         return queryset  # risk and policy are applied together, in filter_queryset

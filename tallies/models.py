@@ -18,15 +18,22 @@ from django.db import models
 from tallies.choices import Figure
 
 
-class Tally(models.Model):
-    """A committed count: of ``figure``, for ``item`` (a zone id, a change kind,
-    or ""), within the bucket of ``grain`` seconds starting at ``bucket``."""
+class Count(models.Model):
+    """``n`` of ``figure``, for ``item`` (a zone id, a change kind, or ""),
+    within the bucket of ``grain`` seconds starting at ``bucket``."""
 
     figure = models.CharField(max_length=16, choices=Figure.choices)
     item = models.CharField(max_length=32, blank=True)
     grain = models.IntegerField()
     bucket = models.DateTimeField()
     n = models.BigIntegerField()
+
+    class Meta:
+        abstract = True
+
+
+class Tally(Count):
+    """A committed count."""
 
     class Meta:
         constraints = [
@@ -39,7 +46,7 @@ class Tally(models.Model):
         return f"{self.figure} {self.item} {self.grain}s@{self.bucket:%Y-%m-%d %H:%M:%S}: {self.n}"
 
 
-class TallyDelta(models.Model):
+class TallyDelta(Count):
     """What one statement added to the counts, not yet folded into Tally (PostgreSQL).
 
     Triggers append here and never update a row, so concurrent ingests never
@@ -47,12 +54,6 @@ class TallyDelta(models.Model):
     the committed rows into Tally every minute (beat). SQLite has one writer
     at a time: its triggers add to Tally directly.
     """
-
-    figure = models.CharField(max_length=16, choices=Figure.choices)
-    item = models.CharField(max_length=32, blank=True)
-    grain = models.IntegerField()
-    bucket = models.DateTimeField()
-    n = models.BigIntegerField()
 
     class Meta:
         indexes = [
