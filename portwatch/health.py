@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from inventory.models import Zone
 from portwatch.celery import app
+from reach.models import VantagePoint
 from scans.models import ScanTarget, WorkerHeartbeat
 from scans.nmap_runner import NmapNotFound, nmap_version
 from scans.queueing import queue_for_zone
@@ -55,9 +56,14 @@ def check_broker() -> Check:
 
 
 def required_queues() -> set[str]:
-    """The default and alert queues, and the scan queue of each zone with an enabled target."""
-    zones = Zone.objects.filter(pk__in=ScanTarget.objects.filter(enabled=True).values("zone_id"))
-    return {"default", "alerts", *(queue_for_zone(zone) for zone in zones)}
+    """The default and alert queues, and the scan queue of each vantage point an enabled target is scanned from.
+
+    A target with no vantage point chosen is scanned from its zone's home, whose queue is the zone's.
+    """
+    enabled = ScanTarget.objects.filter(enabled=True)
+    zones = Zone.objects.filter(pk__in=enabled.filter(vantage_points__isnull=True).values("zone_id"))
+    chosen = VantagePoint.objects.filter(pk__in=enabled.values("vantage_points")).select_related("home_of")
+    return {"default", "alerts", *(queue_for_zone(zone) for zone in zones), *(point.queue for point in chosen)}
 
 
 def live_workers() -> list[WorkerHeartbeat]:

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "inventory",
+    "reach",
     "scans",
     "alerts",
     "tallies",

@@ -355,7 +355,7 @@ class RunViewSet(RoleMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         only = incoming.validated_data.get("address") or None
         try:
             with transaction.atomic():
-                run = services.start_run(target, requested_by=request.user, only=only)
+                run = services.start_runs(target, requested_by=request.user, only=only)[0]
                 audit.record(request.user, "target.scan", target, summary=f"Scan now of {only or 'every target'}.")
         except (TargetSpecError, ScopeError) as error:
             raise exceptions.ValidationError({"detail": [f"Not scanned: {error}"]}) from None

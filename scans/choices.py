@@ -96,6 +96,10 @@ class ChangeKind(models.TextChoices):
     # built-in alert rules stay quiet about it.
     PORT_RETURNED = "port_returned", "port returned"
     SERVICE_CHANGED = "service_changed", "service changed"
+    # Seen from a vantage point other than the zone's home (reach.PortView):
+    # open from there where it was not, and no longer open from there.
+    EXPOSURE_OPENED = "exposure_opened", "exposure opened"
+    EXPOSURE_CLOSED = "exposure_closed", "exposure closed"
 
 
 HOST_CHANGE_KINDS = frozenset({ChangeKind.HOST_DISCOVERED, ChangeKind.HOST_UNREACHABLE, ChangeKind.HOST_RETURNED})

@@ -181,7 +181,8 @@ def _scan_and_ingest(chunk: ScanChunk, workdir) -> None:
         observations = merge_duplicates(reader.entries(), reader.info.probed)
     coverage = Coverage(frozenset(str(address) for address in addresses), reader.info.probed, complete=True)
     confirmation = None
-    if settings.SCAN_CONFIRM_CHANGES and run.profile is not None:
+    # The re-probe checks would-be changes of the inventory (the home vantage point's view).
+    if settings.SCAN_CONFIRM_CHANGES and run.profile is not None and run.from_home:
         expected = confirm.candidates(run.zone, coverage, observations)
 
         def options_for(ports):

@@ -92,6 +92,14 @@ class ScanTarget(models.Model):
     # Normalised by inventory.ports.PortSet; empty means the profile's default ports.
     ports = models.TextField(blank=True)
     profile = models.ForeignKey(ScanProfile, on_delete=models.PROTECT, related_name="targets")
+    # Where it is scanned from: each run of the target is one run per vantage
+    # point (none chosen: the zone's home vantage point, as before they existed).
+    vantage_points = models.ManyToManyField(
+        "reach.VantagePoint",
+        blank=True,
+        related_name="targets",
+        help_text="Scan from these locations (one run each). None: the zone's home vantage point.",
+    )
     enabled = models.BooleanField(default=True)
     schedule_kind = models.CharField(max_length=16, choices=ScheduleKind.choices, default=ScheduleKind.MANUAL)
     # Minutes between runs (interval schedules).
@@ -146,6 +154,10 @@ class ScanRun(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     target = models.ForeignKey(ScanTarget, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
     zone = models.ForeignKey(Zone, on_delete=models.PROTECT, related_name="runs")
+    # Where it was scanned from; filled with the zone's home on save (see save()).
+    vantage = models.ForeignKey(
+        "reach.VantagePoint", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
     profile = models.ForeignKey(ScanProfile, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
     # masscan imports conclude only what masscan heard (see scans.ingest.imports).
@@ -173,9 +185,9 @@ class ScanRun(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["target", "schedule_slot"],
+                fields=["target", "vantage", "schedule_slot"],
                 condition=Q(schedule_slot__isnull=False),
-                name="run_unique_target_schedule_slot",
+                name="run_unique_target_vantage_slot",
             ),
         ]
         indexes = [
@@ -195,8 +207,26 @@ class ScanRun(models.Model):
     def __str__(self):
         return f"run {self.public_id} ({self.status})"
 
+    def save(self, *args, **kwargs):
+        # Every run carries its vantage point; the zone's home unless another was chosen.
+        if self.vantage_id is None and self.zone_id is not None:
+            from reach.models import VantagePoint  # noqa: PLC0415 - reach's models import this app's
+
+            self.vantage = VantagePoint.home(self.zone)
+        super().save(*args, **kwargs)
+
     def get_absolute_url(self):
         return reverse("run-detail", args=[self.public_id])
+
+    @property
+    def queue(self) -> str:
+        """The broker queue of its chunks: its vantage point's."""
+        return self.vantage.queue
+
+    @property
+    def from_home(self) -> bool:
+        """Scanned from its zone's home vantage point: its result is the inventory's state."""
+        return self.vantage is None or self.vantage.home_of_id == self.zone_id
 
     @property
     def is_import(self) -> bool:
@@ -340,6 +370,10 @@ class Change(models.Model):
     run = models.ForeignKey(ScanRun, on_delete=models.CASCADE, related_name="changes", db_index=False)
     chunk = models.ForeignKey(ScanChunk, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes")
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="changes", db_index=False)
+    # Where it was seen from (its run's vantage point).
+    vantage = models.ForeignKey(
+        "reach.VantagePoint", null=True, blank=True, on_delete=models.PROTECT, related_name="changes", db_index=False
+    )
     kind = models.CharField(max_length=24, choices=ChangeKind.choices)
     protocol = models.CharField(max_length=4, choices=Protocol.choices, blank=True)
     port = models.PositiveIntegerField(null=True, blank=True)

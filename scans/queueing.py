@@ -26,16 +26,16 @@ BROKER_MARK_KEY = "portwatch:broker-mark"
 
 
 def queue_for_zone(zone) -> str:
-    """Each zone's chunks go to its own queue, consumed by that zone's workers."""
+    """A zone's queue: its home vantage point's workers consume it (``reach.models.VantagePoint.queue``)."""
     return f"scan.{zone.name}"
 
 
-def send_on_commit(zone, chunk_ids: list[int]) -> None:
+def send_on_commit(queue: str, chunk_ids: list[int]) -> None:
     """Send the chunks' tasks once the transaction that queued them commits."""
-    transaction.on_commit(lambda: send(zone, chunk_ids))
+    transaction.on_commit(lambda: send(queue, chunk_ids))
 
 
-def send(zone, chunk_ids: list[int]) -> int:
+def send(queue: str, chunk_ids: list[int]) -> int:
     """Publish one task per chunk; record which were sent. Never raises.
 
     The broker may be unreachable (Redis restarting): the chunks stay queued
@@ -43,7 +43,6 @@ def send(zone, chunk_ids: list[int]) -> int:
     """
     from scans.tasks import scan_chunk  # noqa: PLC0415 - tasks import the modules that import this one
 
-    queue = queue_for_zone(zone)
     sent = []
     try:
         for chunk_id in chunk_ids:

@@ -79,9 +79,25 @@ def plan_chunks(
     return chunks
 
 
+def start_runs(target: ScanTarget, **options) -> list[ScanRun]:
+    """A run of ``target`` from each of its vantage points (``start_run``), the zone's home first."""
+    return [start_run(target, vantage=vantage, **options) for vantage in vantage_points_of(target)]
+
+
+def vantage_points_of(target: ScanTarget) -> list:
+    """Where ``target`` is scanned from: its chosen vantage points, or its zone's home (home first)."""
+    from reach.models import VantagePoint  # noqa: PLC0415 - reach's models import this app's
+
+    chosen = list(target.vantage_points.select_related("home_of"))
+    if not chosen:
+        return [VantagePoint.home(target.zone)]
+    return sorted(chosen, key=lambda vantage: (vantage.home_of_id != target.zone_id, vantage.name))
+
+
 def start_run(
     target: ScanTarget,
     *,
+    vantage=None,
     trigger: str = Trigger.MANUAL,
     requested_by=None,
     schedule_slot: datetime | None = None,
@@ -89,6 +105,7 @@ def start_run(
 ) -> ScanRun:
     """Create a run of ``target`` with its chunks and enqueue them on commit.
 
+    ``vantage`` is where it is scanned from (default: the zone's home).
     ``only`` narrows the run to one address or hostname of the target ("scan
     this host now"). The scope is checked again here, since it may have
     changed since the target was saved: ScopeError refuses the run.
@@ -105,6 +122,7 @@ def start_run(
         run = ScanRun.objects.create(
             target=target,
             zone=target.zone,
+            vantage=vantage,
             profile=target.profile,
             trigger=trigger,
             requested_by=requested_by,
@@ -118,8 +136,15 @@ def start_run(
             ScanChunk(run=run, index=index, targets=chunk.targets, size=chunk.size)
             for index, chunk in enumerate(planned)
         )
-        queueing.send_on_commit(run.zone, [chunk.pk for chunk in chunks])
-    logger.info("run %s of target %s: %d chunk(s), %d address(es)", run.public_id, target, len(chunks), run.hosts_total)
+        queueing.send_on_commit(run.queue, [chunk.pk for chunk in chunks])
+    logger.info(
+        "run %s of target %s from %s: %d chunk(s), %d address(es)",
+        run.public_id,
+        target,
+        run.vantage,
+        len(chunks),
+        run.hosts_total,
+    )
     return run
 
 
@@ -221,7 +246,8 @@ def enqueue_due_runs(now: datetime | None = None) -> list[ScanRun]:
             )
             continue
         try:
-            started.append(start_run(target, trigger=Trigger.SCHEDULE, schedule_slot=slot))
+            with transaction.atomic():
+                started.extend(start_runs(target, trigger=Trigger.SCHEDULE, schedule_slot=slot))
         except (TargetSpecError, ScopeError) as error:
             started.append(_refused_run(target, slot, str(error)))
     return started

@@ -53,7 +53,7 @@ def sweep(now: datetime | None = None) -> None:
 
 def _requeue_dead(now: datetime) -> None:
     dead = ScanChunk.objects.filter(status=ChunkStatus.RUNNING, heartbeat_at__lt=now - HEARTBEAT_STALE)
-    for chunk in dead.select_related("run__zone"):
+    for chunk in dead.select_related("run__zone", "run__vantage__home_of"):
         if ScanChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.RUNNING, heartbeat_at=chunk.heartbeat_at).update(
             status=ChunkStatus.QUEUED, queued_at=now, sent_at=None
         ):
@@ -63,7 +63,7 @@ def _requeue_dead(now: datetime) -> None:
                 finished_at=now,
             )
             logger.warning("chunk %s: worker %s stopped answering; queued again", chunk.pk, chunk.worker)
-            queueing.send(chunk.run.zone, [chunk.pk])
+            queueing.send(chunk.run.queue, [chunk.pk])
 
 
 def _send_due(now: datetime) -> None:
@@ -79,21 +79,19 @@ def _send_due(now: datetime) -> None:
         return
     if not forgot:
         due = due.filter(unsent | lost)
-    by_zone: dict[int, list[int]] = defaultdict(list)
-    zones = {}
-    for chunk in due.select_related("run__zone").order_by("queued_at")[:SEND_BATCH]:
-        by_zone[chunk.run.zone_id].append(chunk.pk)
-        zones[chunk.run.zone_id] = chunk.run.zone
-    if forgot and by_zone:
+    by_queue: dict[str, list[int]] = defaultdict(list)
+    for chunk in due.select_related("run__vantage__home_of").order_by("queued_at")[:SEND_BATCH]:
+        by_queue[chunk.run.queue].append(chunk.pk)
+    if forgot and by_queue:
         logger.warning(
             "the broker lost its messages (restarted without persistence, or flushed): "
             "sending %d queued chunk(s) again",
-            sum(len(ids) for ids in by_zone.values()),
+            sum(len(ids) for ids in by_queue.values()),
         )
     sent = 0
-    for zone_id, chunk_ids in by_zone.items():
+    for queue, chunk_ids in by_queue.items():
         # Touch queued_at so the visibility-timeout rule waits another full period.
         ScanChunk.objects.filter(pk__in=chunk_ids, queued_at__lt=now - UNSENT_GRACE).update(queued_at=now)
-        sent += queueing.send(zones[zone_id], chunk_ids)
-    if forgot and sent < sum(len(ids) for ids in by_zone.values()):
+        sent += queueing.send(queue, chunk_ids)
+    if forgot and sent < sum(len(ids) for ids in by_queue.values()):
         queueing.forget_mark()  # some were not sent: look again on the next tick

@@ -84,13 +84,17 @@ class TargetScanView(RoleRequiredMixin, View):
         only = request.POST.get("address") or None
         try:
             with transaction.atomic():
-                run = services.start_run(target, requested_by=request.user, only=only)
+                runs = services.start_runs(target, requested_by=request.user, only=only)
                 audit.record(request.user, "target.scan", target, summary=f"Scan now of {only or 'every target'}.")
         except (TargetSpecError, ScopeError) as error:
             messages.error(request, f"Not scanned: {error}")
             return redirect(target)
-        messages.success(request, f"Scan of “{target.name}” queued.")
-        return redirect(run)
+        if len(runs) == 1:
+            messages.success(request, f"Scan of “{target.name}” queued.")
+            return redirect(runs[0])
+        where = ", ".join(run.vantage.name for run in runs)
+        messages.success(request, f"Scan of “{target.name}” queued from {len(runs)} vantage points: {where}.")
+        return redirect(target)
 
 
 class RunListView(paging.KeysetPaginationMixin, RoleRequiredMixin, ListView):

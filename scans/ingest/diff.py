@@ -132,7 +132,7 @@ class DiffResult:
         ]
 
     def counts(self) -> dict[str, int]:
-        return {kind.value: len(getattr(self, kind.value)) for kind in ChangeKind}
+        return {kind.value: len(getattr(self, kind.value)) for kind in ChangeKind if hasattr(self, kind.value)}
 
     def _record(self, change: ChangeRecord) -> None:
         getattr(self, change.kind).append(change)

@@ -48,6 +48,15 @@ def current_engine() -> Engine:
     return OrmEngine()
 
 
+def engine_for(run: ScanRun) -> Engine:
+    """The inventory's engine for a scan from the zone's home; another vantage point's scan writes its view."""
+    if run.from_home:
+        return current_engine()
+    from reach.engine import ViewEngine  # noqa: PLC0415 - reach builds on this package
+
+    return ViewEngine(run.vantage)
+
+
 def ingest(
     *,
     run: ScanRun,
@@ -70,7 +79,7 @@ def ingest(
         return IngestSummary()
     if isinstance(observations, list | tuple):
         observations = merge_duplicates(observations, coverage.probed)
-    batches = current_engine().write(Destination(run, chunk, zone, now), coverage, observations)
+    batches = engine_for(run).write(Destination(run, chunk, zone, now), coverage, observations)
     return _settle_and_announce(batches, run, chunk)
 
 
@@ -86,7 +95,7 @@ def ingest_file(
     Raises NmapXmlError (and so rolls back) for a malformed or incomplete file.
     """
     info = NmapRunInfo()
-    batches = current_engine().write_file(Destination(run, chunk, zone, now), path, info, observed_at)
+    batches = engine_for(run).write_file(Destination(run, chunk, zone, now), path, info, observed_at)
     return _settle_and_announce(batches, run, chunk), info
 
 

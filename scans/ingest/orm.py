@@ -281,6 +281,7 @@ def _write_changes(
         changes.append(
             Change(
                 run=run,
+                vantage_id=run.vantage_id,
                 chunk=chunk,
                 host_id=host_id,
                 kind=record.kind,

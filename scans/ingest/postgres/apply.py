@@ -36,6 +36,7 @@ def apply_staged(
     *,
     run_id: int,
     chunk_id: int,
+    vantage_id: int | None = None,
     zone_id: int,
     now: datetime,
     probed_set_id,
@@ -53,6 +54,7 @@ def apply_staged(
     params = {
         "zone": zone_id,
         "run": run_id,
+        "vantage": vantage_id,
         "chunk": chunk_id,
         "now": now,
         "observed_at": observed_at,

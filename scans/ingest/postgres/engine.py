@@ -52,6 +52,7 @@ def _apply(cursor, to: Destination, coverage: Coverage, *, keep_stats=False, aft
     return apply_staged(
         cursor,
         run_id=to.run.pk,
+        vantage_id=to.run.vantage_id,
         chunk_id=to.chunk.pk,
         zone_id=to.zone.pk,
         now=to.now,

@@ -123,8 +123,8 @@ UPDATE {Service} s SET stale = TRUE FROM pw_h p
 WHERE s.host_id = p.host_id AND NOT p.up AND s.state <> {PortState.CLOSED} AND NOT s.stale;
 
 INSERT INTO {Change}
-    (public_id, run_id, chunk_id, host_id, kind, protocol, port, before, after, flapping, created_at)
-SELECT gen_random_uuid(), %(run)s, %(chunk)s, host_id, kind, '', NULL, before, after, FALSE, %(now)s FROM (
+    (public_id, run_id, vantage_id, chunk_id, host_id, kind, protocol, port, before, after, flapping, created_at)
+SELECT gen_random_uuid(), %(run)s, %(vantage)s, %(chunk)s, host_id, kind, '', NULL, before, after, FALSE, %(now)s FROM (
     SELECT host_id, {ChangeKind.HOST_DISCOVERED} AS kind, NULL::jsonb AS before,
            jsonb_build_object('status', {HostStatus.UP}, 'hostnames', COALESCE(hostnames, '[]'::jsonb)) AS after
     FROM pw_h WHERE is_new
@@ -271,8 +271,8 @@ PORT_WRITES = sql(
     "port_writes",
     """
 INSERT INTO {Change}
-    (public_id, run_id, chunk_id, host_id, kind, protocol, port, before, after, flapping, created_at)
-SELECT gen_random_uuid(), %(run)s, %(chunk)s, u.host_id, u.kind, u.protocol, u.port,
+    (public_id, run_id, vantage_id, chunk_id, host_id, kind, protocol, port, before, after, flapping, created_at)
+SELECT gen_random_uuid(), %(run)s, %(vantage)s, %(chunk)s, u.host_id, u.kind, u.protocol, u.port,
        CASE WHEN u.service_id IS NULL THEN NULL ELSE jsonb_build_object(
            'state', u.old_state, 'name', u.old_name, 'product', u.old_product, 'version', u.old_version) END,
        jsonb_build_object('state', u.new_state, 'name', u.new_name, 'product', u.new_product, 'version', u.new_version),

@@ -8,29 +8,38 @@ later alerts) and the scan queue of every zone scanned centrally, followed as
 zones change. With --zone (repeatable), a zone worker: only the scan queues of
 those zones. Start it on a machine inside that network segment, pointed at the
 central PostgreSQL and Redis (DATABASE_URL, REDIS_URL).
+
+With --vantage (repeatable), a vantage point's worker: only the queue of those
+vantage points (a zone's home vantage point's queue is the zone's). Start it
+where that location's scans must come from (an office network, a DMZ, a
+cluster's pod network): what it sees is that vantage point's view.
 """
 
 from django.core.management.base import BaseCommand, CommandError
 
 from inventory.models import Zone
 from portwatch.celery import app, run_command
+from reach.models import VantagePoint
 from scans.queueing import queue_for_zone
 from scans.worker import FollowZones, central_scan_queues
 
 
 class Command(BaseCommand):
-    help = "Start a Celery worker for the default queue and all zones, or only for the zones given."
+    help = "Start a Celery worker for the default queue and all zones, or only for the zones or vantage points given."
 
     def add_arguments(self, parser):
         parser.add_argument("--zone", action="append", default=[], help="Scan only this zone (repeatable).")
+        parser.add_argument(
+            "--vantage", action="append", default=[], help="Scan only from this vantage point (repeatable)."
+        )
         parser.add_argument("--alerts", action="store_true", help="Deliver notifications only (the alerts queue).")
         parser.add_argument("--concurrency", type=int, default=2, help="Scans run at once by this worker.")
         parser.add_argument("--loglevel", default="INFO")
         parser.add_argument("--name", default=None, help="Node name before the @ (default: central or zone-<zones>).")
 
-    def handle(self, *args, zone, alerts, concurrency, loglevel, name, **options):
-        if alerts and zone:
-            raise CommandError("--alerts and --zone start different workers: give one of them.")
+    def handle(self, *args, zone, vantage, alerts, concurrency, loglevel, name, **options):
+        if sum(map(bool, (alerts, zone, vantage))) > 1:
+            raise CommandError("--alerts, --zone and --vantage start different workers: give one of them.")
         if alerts:
             queues = ["alerts"]
             name = name or "alerts"
@@ -41,6 +50,13 @@ class Command(BaseCommand):
                 raise CommandError(f"No such zone: {', '.join(missing)}. Create it first.")
             queues = [queue_for_zone(z) for z in zones]
             name = name or f"zone-{'-'.join(sorted(zone))}"
+        elif vantage:
+            points = list(VantagePoint.objects.filter(name__in=vantage).select_related("home_of"))
+            missing = sorted(set(vantage) - {point.name for point in points})
+            if missing:
+                raise CommandError(f"No such vantage point: {', '.join(missing)}. Create it first.")
+            queues = [point.queue for point in points]
+            name = name or f"vantage-{'-'.join(sorted(vantage))}"
         else:
             queues = ["default", *sorted(central_scan_queues())]
             name = name or "central"
