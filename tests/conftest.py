@@ -1,4 +1,4 @@
-"""Shared fixtures: personas, seed data, the loopback lab, a real Celery worker."""
+"""Shared fixtures: personas, seed data, the loopback, namespace and vantage labs, a real Celery worker."""
 
 import importlib
 import os
@@ -13,6 +13,7 @@ from portwatch.roles import GROUP_NAMES, Role
 from tests.lab import LoopbackLab
 from tests.netns import NetnsLab, netns_unavailable_reason
 from tests.processes import ROOT, WorkerProcess, process_env, wait_for  # noqa: F401 - shared with tests
+from tests.vantage_lab import VantageLab
 
 # The embedded default's run (tests/settings.py): only tests marked ``sqlite``.
 SQLITE_RUN = os.environ.get("PORTWATCH_TEST_DB") == "sqlite"
@@ -169,6 +170,16 @@ def netns_lab(tmp_path):
     lab = NetnsLab(tmp_path)
     yield lab
     lab.destroy()
+
+
+@pytest.fixture
+def vantage_lab(tmp_path):
+    """The vantage lab (tests/vantage_lab.py): scanners "dc1-app" and "office-lan", three hosts; or a skip."""
+    reason = netns_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with VantageLab(tmp_path, vantages=["dc1-app", "office-lan"], hosts=3) as lab:
+        yield lab
 
 
 # --- real processes -----------------------------------------------------------------

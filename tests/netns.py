@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 LAB_NETWORK = "198.18.0.0/24"
@@ -55,6 +56,36 @@ def masscan_unavailable_reason() -> str | None:
     return None
 
 
+def write_netns_wrapper(path: Path, namespace: str, program: str = "nmap") -> Path:
+    """Write an executable script that runs ``program`` inside ``namespace``; return its path."""
+    path.write_text(f'#!/bin/sh\nexec ip netns exec {namespace} {program} "$@"\n')
+    path.chmod(0o755)
+    return path
+
+
+def start_listener(namespace: str, address: str, ports: Iterable[int]) -> subprocess.Popen:
+    """Start tests/lab_listener.py inside ``namespace`` on address:port for each port, once it listens."""
+    process = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            namespace,
+            sys.executable,
+            str(LISTENER),
+            *(f"{address}:{port}" for port in ports),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    line = process.stdout.readline()
+    if not line.startswith("ready"):
+        process.kill()
+        raise RuntimeError(f"lab listener did not start: {line}{process.stdout.read()}")
+    return process
+
+
 class NetnsLab:
     def __init__(self, workdir: Path, hosts: int = 3):
         tag = f"{os.getpid() % 10000:04d}{int(time.time() * 1000) % 1000:03d}"
@@ -68,9 +99,7 @@ class NetnsLab:
         except Exception:
             self.destroy()
             raise
-        self.nmap = workdir / "nmap-in-netns"
-        self.nmap.write_text(f'#!/bin/sh\nexec ip netns exec {self.scan_ns} nmap "$@"\n')
-        self.nmap.chmod(0o755)
+        self.nmap = write_netns_wrapper(workdir / "nmap-in-netns", self.scan_ns)
 
     def _build(self) -> None:
         _run("ip", "netns", "add", self.scan_ns)
@@ -96,25 +125,7 @@ class NetnsLab:
 
     def listen(self, address: str, *ports: int) -> None:
         """Open TCP listeners on ``address`` inside the hosts' namespace."""
-        process = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.hosts_ns,
-                sys.executable,
-                str(LISTENER),
-                *(f"{address}:{port}" for port in ports),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        line = process.stdout.readline()
-        if not line.startswith("ready"):
-            process.kill()
-            raise RuntimeError(f"lab listener did not start: {line}{process.stdout.read()}")
-        self.listeners.append(process)
+        self.listeners.append(start_listener(self.hosts_ns, address, ports))
 
     def filter_port(self, address: str, port: int) -> None:
         """Drop TCP packets to address:port: nmap sees no answer, so "filtered"."""
