@@ -66,9 +66,13 @@ def required_queues() -> set[str]:
     return {"default", "alerts", *(queue_for_zone(zone) for zone in zones), *(point.queue for point in chosen)}
 
 
+def alive_since():
+    """A worker whose heartbeat is older than this is dead (reach.liveness reads it too)."""
+    return timezone.now() - timedelta(seconds=settings.WORKER_HEARTBEAT_SECONDS * HEARTBEAT_MISSES)
+
+
 def live_workers() -> list[WorkerHeartbeat]:
-    since = timezone.now() - timedelta(seconds=settings.WORKER_HEARTBEAT_SECONDS * HEARTBEAT_MISSES)
-    return list(WorkerHeartbeat.objects.filter(seen_at__gte=since))
+    return list(WorkerHeartbeat.objects.filter(seen_at__gte=alive_since()))
 
 
 def check_workers() -> Check:
