@@ -108,6 +108,10 @@ class HostView(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["vantage", "host"], name="hostview_unique_vantage_host")]
+        indexes = [
+            # A vantage point's page: the hosts unreachable from there, by host (keyset pages).
+            models.Index(fields=["vantage", "status", "host"], name="hostview_vantage_status_idx"),
+        ]
 
     def __str__(self):
         return f"{self.host_id} from {self.vantage_id}: {self.status}"
@@ -139,6 +143,8 @@ class PortView(models.Model):
         indexes = [
             # The exposure matrix and a vantage point's page: its open ports.
             models.Index(fields=["vantage", "state", "host"], name="portview_vantage_state_idx"),
+            # A vantage point's page filtered by port ("who has 6379 open from office-lan").
+            models.Index(fields=["vantage", "state", "port", "host"], name="portview_vantage_port_idx"),
         ]
 
     def __str__(self):
