@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("inventory.urls")),
     path("", include("scans.urls")),
     path("", include("alerts.urls")),
+    path("", include("reach.urls")),
     path("api/", include("portwatch.api.urls", namespace="api")),
 ]
 

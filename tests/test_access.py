@@ -11,6 +11,7 @@ from alerts.choices import ChannelKind, NotificationStatus
 from alerts.models import AlertRule, Channel, Mute, Notification
 from inventory.models import AssignmentRule, Host, PortRule, RiskRule, Service, Zone
 from portwatch.roles import Role
+from reach.models import VantagePoint
 from scans.models import ScanProfile, ScanRun, ScanTarget, ScopeRule
 from tests.conftest import make_user
 
@@ -47,6 +48,7 @@ def objects(db):
     channel = Channel.objects.create(name="log", kind=ChannelKind.LOG)
     notification = Notification.objects.create(channel=channel, dedupe_key="n", status=NotificationStatus.FAILED)
     mute = Mute.objects.create(ends_at=now + timezone.timedelta(hours=1), reason="window")
+    vantage = VantagePoint.objects.create(name="office-lan")
     return {
         "channel": channel.public_id,
         "notification": notification.public_id,
@@ -62,6 +64,7 @@ def objects(db):
         "zone": zone.name,
         "rule": rule.pk,
         "risk": RiskRule.objects.get(port=6379).pk,
+        "vantage": vantage.name,
     }
 
 
@@ -144,6 +147,13 @@ MATRIX = [
     ("mute-create", "get", Role.REVIEWER, None),
     ("mute-create", "post", Role.REVIEWER, None),
     ("mute-end", "post", Role.REVIEWER, "mute"),
+    ("vantage-list", "get", Role.VIEWER, None),
+    ("vantage-detail", "get", Role.VIEWER, "vantage"),
+    ("vantage-create", "get", Role.ADMIN, None),
+    ("vantage-create", "post", Role.ADMIN, None),
+    ("vantage-edit", "get", Role.ADMIN, "vantage"),
+    ("vantage-edit", "post", Role.ADMIN, "vantage"),
+    ("vantage-delete", "post", Role.ADMIN, "vantage"),
     ("lockout-list", "get", Role.ADMIN, None),
     ("lockout-unlock", "post", Role.ADMIN, None),
 ]
