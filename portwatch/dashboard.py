@@ -79,7 +79,7 @@ def _read_overview(chart_range: str, now: datetime) -> dict:
         "chart_json": json.dumps(chart_series(chart_range, now, counts)),
         "read_at": now,
         "changes": list(Change.objects.select_related("host", "run")[:15]),
-        "runs": list(ScanRun.objects.select_related("target")[:8]),
+        "runs": list(ScanRun.objects.select_related("target", "vantage")[:8]),
         "hosts": list(Host.objects.select_related("zone").prefetch_related("tags").order_by("-last_change_at")[:10]),
     }
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from inventory.models import Zone
 from inventory.ports import PortSet, PortSpecError
+from reach.models import VantagePoint
 from scans.choices import PortScope, ScanType, ScheduleKind, ScopeAction
 from scans.constants import NSE_SCRIPT_ALLOWLIST
 from scans.models import ScanProfile, ScanTarget, ScopeRule
@@ -18,6 +19,11 @@ from scans.targets import TargetSpecError, format_targets, parse_targets
 
 MAX_SCHEDULE_MINUTES = 7 * 24 * 60
 DEFAULT_PROFILE = "standard"
+
+
+class VantagePointChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj):
+        return f"{obj.name} (home of zone {obj.home_of.name})" if obj.is_home else obj.name
 
 
 class ScanTargetForm(forms.ModelForm):
@@ -48,6 +54,13 @@ class ScanTargetForm(forms.ModelForm):
         help_text="For “Cron expression”: minute hour day month weekday, in the time zone below.",
     )
     schedule_timezone = forms.CharField(label="Time zone", help_text="For cron schedules, e.g. UTC or Europe/Paris.")
+    vantage_points = VantagePointChoiceField(
+        queryset=VantagePoint.objects.none(),
+        required=False,
+        label="Scan from",
+        widget=forms.SelectMultiple(attrs={"size": 4}),
+        help_text="The vantage points to scan it from, one run each. None chosen: the zone's home.",
+    )
 
     class Meta:
         model = ScanTarget
@@ -57,6 +70,7 @@ class ScanTargetForm(forms.ModelForm):
             "targets",
             "ports",
             "profile",
+            "vantage_points",
             "schedule_kind",
             "schedule_interval",
             "schedule_cron",
@@ -68,6 +82,7 @@ class ScanTargetForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["zone"].queryset = Zone.objects.all()
         self.fields["profile"].queryset = ScanProfile.objects.all()
+        self.fields["vantage_points"].queryset = VantagePoint.objects.select_related("home_of")
         self.fields["zone"].empty_label = None
         self.fields["profile"].empty_label = None
         if not self.instance.pk:
@@ -125,6 +140,7 @@ class ScanTargetForm(forms.ModelForm):
             target.next_run_at = target.schedule.first_slot(timezone.now())
         if commit:
             target.save()
+            self.save_m2m()  # where it is scanned from
         return target
 
 

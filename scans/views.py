@@ -40,7 +40,8 @@ class TargetDetailView(RoleRequiredMixin, DetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["runs"] = self.object.runs.select_related("requested_by")[:20]
+        context["runs"] = self.object.runs.select_related("requested_by", "vantage")[:20]
+        context["vantage_points"] = services.vantage_points_of(self.object)
         return context
 
 
@@ -103,7 +104,7 @@ class RunListView(paging.KeysetPaginationMixin, RoleRequiredMixin, ListView):
     template_name = "scans/run_list.html"
 
     def get_queryset(self):
-        return ScanRun.objects.select_related("target", "zone", "profile", "requested_by")
+        return ScanRun.objects.select_related("target", "zone", "profile", "requested_by", "vantage")
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -157,7 +158,7 @@ class RunDetailView(RoleRequiredMixin, DetailView):
     template_name = "scans/run_detail.html"
 
     def get_queryset(self):
-        return ScanRun.objects.select_related("target", "zone", "profile", "requested_by")
+        return ScanRun.objects.select_related("target", "zone", "profile", "requested_by", "vantage")
 
     def get_template_names(self):
         # HTMX polls the progress panel alone while the run is going.
