@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -226,6 +227,21 @@ class PortDetailView(RoleRequiredMixin, DetailView):
             protocol=self.kwargs["protocol"],
             port=self.kwargs["port"],
         )
+
+    def get(self, request, *args, **kwargs):
+        try:
+            return super().get(request, *args, **kwargs)
+        except Http404:
+            return self.not_in_inventory(request, **kwargs)
+
+    def not_in_inventory(self, request, public_id, protocol, port):
+        """A port only other vantage points saw open (reach.PortView): where it is seen from, and its history."""
+        host = get_object_or_404(Host.objects.select_related("zone"), public_id=public_id)
+        changes = Change.objects.filter(host=host, protocol=protocol, port=port).select_related("run", "host")[:200]
+        if not changes:
+            raise Http404("No such port.")
+        context = {"host": host, "protocol": protocol, "port": port, "changes": changes}
+        return render(request, "reach/port_elsewhere.html", context)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
