@@ -10,6 +10,7 @@ from django.utils import timezone
 from inventory.choices import PolicyStatus
 from inventory.filters import RISK_CHOICES, tagged_hosts
 from inventory.models import Service, Tag, Zone
+from reach.models import VantagePoint
 from scans.choices import ChangeKind
 from scans.models import Change
 
@@ -38,6 +39,10 @@ class ChangeFilter(django_filters.FilterSet):
     tag = django_filters.ModelChoiceFilter(
         queryset=Tag.objects.all(), to_field_name="name", method="filter_tag", empty_label="all tags", label="Tag"
     )
+    # Where it was seen from: the zone's home (the inventory's changes) or another vantage point (exposures).
+    vantage = django_filters.ModelChoiceFilter(
+        queryset=VantagePoint.objects.all(), to_field_name="name", empty_label="everywhere", label="Seen from"
+    )
     risk = django_filters.ChoiceFilter(choices=RISK_CHOICES, method="by_port_row", label="Risk", empty_label="any")
     policy = django_filters.ChoiceFilter(
         choices=PolicyStatus.choices, method="by_port_row", label="Port policy", empty_label="any"
@@ -64,7 +69,7 @@ class ChangeFilter(django_filters.FilterSet):
 
     class Meta:
         model = Change
-        fields = ["kind", "zone", "tag", "risk", "policy", "within", "since", "until", "flapping"]
+        fields = ["kind", "zone", "tag", "vantage", "risk", "policy", "within", "since", "until", "flapping"]
 
     def filter_tag(self, queryset, name, value):
         return queryset.filter(host_id__in=tagged_hosts(value))

@@ -124,6 +124,7 @@ def change_row(change) -> dict:
         "after": change.after,
         "flapping": change.flapping,
         "run": str(change.run.public_id),
+        "vantage": change.vantage.name if change.vantage else None,
     }
 
 
@@ -136,7 +137,7 @@ class ChangeListView(FilteredListView):
     export_row = staticmethod(change_row)
 
     def base_queryset(self):
-        return Change.objects.select_related("host__zone", "run__target")
+        return Change.objects.select_related("host__zone", "run__target", "vantage")
 
     def shown(self, queryset):
         # The changes table reads the host's address and the run's trigger:
@@ -145,7 +146,7 @@ class ChangeListView(FilteredListView):
             queryset.select_related(None)
             .select_related("host", "run")
             .only(
-                *("created_at", "kind", "protocol", "port", "before", "after", "host", "run"),
+                *("created_at", "kind", "protocol", "port", "before", "after", "host", "run", "vantage"),
                 *("host__public_id", "host__address", "run__public_id", "run__trigger"),
             )
         )
