@@ -22,7 +22,8 @@ from inventory.api import HostRefSerializer, named_filter
 from inventory.choices import Protocol
 from inventory.constants import DEFAULT_ZONE, PORT_MAX, PORT_MIN
 from inventory.models import Zone
-from portwatch.api.base import FormSerializer, RoleMixin, save_audited
+from portwatch.api.base import FormSerializer, RelatedIdsField, RoleMixin, save_audited
+from reach.models import VantagePoint
 from scans import scope_rules, services
 from scans.choices import PortScope, RunStatus, ScanType, ScheduleKind, ScopeAction, Timing, Trigger
 from scans.constants import NSE_SCRIPT_ALLOWLIST
@@ -44,10 +45,16 @@ class ChangeSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
     run = serializers.UUIDField(source="run.public_id", read_only=True)
     host = HostRefSerializer(read_only=True)
+    vantage = serializers.CharField(
+        source="vantage.name", read_only=True, allow_null=True, default=None, help_text="Where it was seen from."
+    )
 
     class Meta:
         model = Change
-        fields = ["id", "run", "host", "kind", "protocol", "port", "before", "after", "flapping", "created_at"]
+        fields = [
+            *("id", "run", "host", "vantage", "kind", "protocol", "port"),
+            *("before", "after", "flapping", "created_at"),
+        ]
         read_only_fields = fields
 
 
@@ -71,7 +78,7 @@ class ChangeViewSet(RoleMixin, viewsets.ReadOnlyModelViewSet):
     lookup_url_kwarg = "id"
 
     def get_queryset(self):
-        return Change.objects.select_related("run", "host__zone").order_by("-created_at", "-id")
+        return Change.objects.select_related("run", "host__zone", "vantage").order_by("-created_at", "-id")
 
 
 # --- targets and schedules ---------------------------------------------------------------
@@ -81,7 +88,7 @@ class TargetSerializer(FormSerializer):
     """What to scan, which ports, with which profile and when; validated by the target page's form."""
 
     form_class = ScanTargetForm
-    name_fields = {"zone": "name", "profile": "slug"}
+    name_fields = {"zone": "name", "profile": "slug", "vantage_points": "name"}
 
     id = serializers.UUIDField(source="public_id", read_only=True)
     name = serializers.CharField(max_length=100)
@@ -94,6 +101,12 @@ class TargetSerializer(FormSerializer):
         required=False, allow_blank=True, help_text="e.g. 22,80,8000-8100; empty: the profile's ports."
     )
     profile = serializers.CharField(default=DEFAULT_PROFILE, help_text="Profile slug.")
+    vantage_points = RelatedIdsField(
+        key="name",
+        child=serializers.SlugField(max_length=63),
+        required=False,
+        help_text="Names of the vantage points to scan it from, one run each; empty: the zone's home.",
+    )
     enabled = serializers.BooleanField(default=True)
     schedule_kind = serializers.ChoiceField(choices=ScheduleKind.choices, default=ScheduleKind.MANUAL)
     schedule_interval = serializers.IntegerField(required=False, allow_null=True, help_text="Minutes (interval).")
@@ -123,7 +136,7 @@ class TargetViewSet(RoleMixin, viewsets.ModelViewSet):
     lookup_url_kwarg = "id"
 
     def get_queryset(self):
-        return ScanTarget.objects.select_related("zone", "profile")
+        return ScanTarget.objects.select_related("zone", "profile").prefetch_related("vantage_points")
 
     def perform_destroy(self, target):
         with transaction.atomic():
@@ -135,7 +148,7 @@ class ScheduleSerializer(FormSerializer):
     """A target's schedule; validated by the target page's form like the rest of the target."""
 
     form_class = ScanTargetForm
-    name_fields = {"zone": "name", "profile": "slug"}
+    name_fields = {"zone": "name", "profile": "slug", "vantage_points": "name"}
 
     target = serializers.UUIDField(source="public_id", read_only=True)
     name = serializers.CharField(read_only=True)
@@ -166,7 +179,7 @@ class ScheduleViewSet(
     lookup_url_kwarg = "target"
 
     def get_queryset(self):
-        return ScanTarget.objects.select_related("zone", "profile")
+        return ScanTarget.objects.select_related("zone", "profile").prefetch_related("vantage_points")
 
 
 # --- profiles ------------------------------------------------------------------------------
@@ -254,6 +267,9 @@ class RunSerializer(serializers.ModelSerializer):
     target = serializers.UUIDField(source="target.public_id", read_only=True, allow_null=True, default=None)
     target_name = serializers.CharField(source="target.name", read_only=True, allow_null=True, default=None)
     zone = serializers.CharField(source="zone.name", read_only=True)
+    vantage = serializers.CharField(
+        source="vantage.name", read_only=True, allow_null=True, default=None, help_text="Where it scans from."
+    )
     profile = serializers.CharField(source="profile.slug", read_only=True, allow_null=True, default=None)
     requested_by = serializers.CharField(source="requested_by.username", read_only=True, allow_null=True, default=None)
     progress_percent = serializers.IntegerField(read_only=True)
@@ -267,6 +283,7 @@ class RunSerializer(serializers.ModelSerializer):
             "target",
             "target_name",
             "zone",
+            "vantage",
             "profile",
             "trigger",
             "scanner",
@@ -315,10 +332,11 @@ class RunFilter(django_filters.FilterSet):
     trigger = django_filters.ChoiceFilter(choices=Trigger.choices)
     target = django_filters.UUIDFilter(field_name="target__public_id", label="Target id")
     zone = django_filters.ModelChoiceFilter(queryset=Zone.objects.all(), to_field_name="name")
+    vantage = django_filters.ModelChoiceFilter(queryset=VantagePoint.objects.all(), to_field_name="name")
 
     class Meta:
         model = ScanRun
-        fields = ["status", "trigger", "target", "zone"]
+        fields = ["status", "trigger", "target", "zone", "vantage"]
 
 
 class RunViewSet(RoleMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -330,7 +348,9 @@ class RunViewSet(RoleMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     lookup_url_kwarg = "id"
 
     def get_queryset(self):
-        return ScanRun.objects.select_related("target", "zone", "profile", "requested_by").order_by("-created_at")
+        return ScanRun.objects.select_related("target", "zone", "vantage", "profile", "requested_by").order_by(
+            "-created_at"
+        )
 
     def get_serializer_class(self):
         return RunDetailSerializer if self.action in ("retrieve", "cancel", "create") else RunSerializer

@@ -16,6 +16,7 @@ from alerts.choices import ChannelKind, NotificationStatus
 from alerts.models import AlertRule, Channel, Mute, Notification
 from inventory.models import Host, PortRule, Service, Zone
 from portwatch.roles import Role
+from reach.models import VantagePoint
 from scans.models import Change, ScanProfile, ScanRun, ScanTarget, ScopeRule
 from tests.conftest import make_user
 from tests.factories import observe
@@ -93,6 +94,14 @@ MATRIX = {
     ("mute-list", "post"): R,
     ("mute-detail", "get"): V,
     ("mute-end", "post"): R,
+    # Vantage points: read by everyone, changed by admins, as on their pages.
+    ("vantage-point-list", "get"): V,
+    ("vantage-point-list", "post"): A,
+    ("vantage-point-detail", "get"): V,
+    ("vantage-point-detail", "put"): A,
+    ("vantage-point-detail", "patch"): A,
+    ("vantage-point-detail", "delete"): A,
+    ("port-view-list", "get"): V,
     ("token-list", "get"): A,
     ("token-list", "post"): A,
     ("token-detail", "delete"): A,
@@ -167,6 +176,7 @@ def objects(db):
         "mute": {"pk": mute.pk},
         "token": {"username": holder.username},
         "scope-rule": {"pk": ScopeRule.objects.create(network="198.18.0.0/15", action="allow", reason="lab").pk},
+        "vantage-point": {"name": VantagePoint.objects.create(name="office-lan").name},
     }
 
 
