@@ -68,8 +68,9 @@ def test_the_list_shows_each_vantage_points_home_queue_workers_and_status(as_vie
     assert f"zone {Zone.default().name}" in page  # the home's zone; the others say "—"
     assert "—" in page
     assert 'class="status status-listening"' in page and "vantage-office-lan@scanner1" in page
-    assert f"silent since {timezone.localtime(dead.seen_at):%Y-%m-%d %H:%M}" in page
-    assert "silent: no worker has ever consumed it" in page  # the home: no worker here
+    assert f'>silent</span> <span class="muted">since {timezone.localtime(dead.seen_at):%Y-%m-%d %H:%M}' in page
+    # The home: no worker here.
+    assert '>silent</span> <span class="muted">no worker has ever consumed it</span>' in page
     assert dmz.get_absolute_url() in page
 
 

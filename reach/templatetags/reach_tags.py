@@ -19,14 +19,16 @@ register = template.Library()
 
 @register.simple_tag
 def vantage_status(liveness):
-    """ "listening", or "silent since ..." with what it means in its title."""
+    """A "listening" or "silent" badge; a silent one says since when (or never) beside it."""
     if liveness.listening:
         names = ", ".join(liveness.worker_names)
-        return format_html('<span class="status status-listening" title="{}">{}</span>', names, liveness.describe())
+        return format_html('<span class="status status-listening" title="{}">{}</span>', names, liveness.status)
+    since = liveness.describe().removeprefix(liveness.status).lstrip(": ")
     return format_html(
-        '<span class="status status-silent" title="{}">{}</span>',
+        '<span class="status status-silent" title="{}">{}</span> <span class="muted">{}</span>',
         "No live worker consumes its queue: its view is what it saw last (stale, not closed).",
-        liveness.describe(),
+        liveness.status,
+        since,
     )
 
 
@@ -39,13 +41,13 @@ def _port_view_row(view) -> str:
     host = view.host
     stale = format_html(' <span class="badge" title="{}">stale</span>', STALE_TITLE) if view.stale else ""
     return format_html(
-        '<tr{}><td><a href="{}">{}</a> <span class="muted">{}</span></td><td>{}</td>'
+        '<tr{}><td><a href="{}">{}</a> <span class="muted">{} {}</span></td>'
         '<td><a href="{}">{}/{}</a>{}</td><td>{}</td>{}{}</tr>',
         format_html(' class="stale" title="{}"', STALE_TITLE) if view.stale else "",
         host.get_absolute_url(),
         host.address,
-        host.hostname,
         host.zone.name,
+        host.hostname,
         reverse("port-detail", args=[host.public_id, view.protocol, view.port]),
         view.port,
         view.protocol,
@@ -67,11 +69,11 @@ def host_view_rows(views):
 def _host_view_row(view) -> str:
     host = view.host
     return format_html(
-        '<tr><td><a href="{}">{}</a> <span class="muted">{}</span></td><td>{}</td>{}{}</tr>',
+        '<tr><td><a href="{}">{}</a> <span class="muted">{} {}</span></td>{}{}</tr>',
         host.get_absolute_url(),
         host.address,
-        host.hostname,
         host.zone.name,
+        host.hostname,
         when(view.last_seen),
         when(view.last_scanned),
     )
