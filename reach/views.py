@@ -80,7 +80,8 @@ class VantageDetailView(RoleRequiredMixin, View):
             filterset = PortViewFilter(request.GET, queryset=base)
         rows = filterset.qs if filterset.is_valid() else base.none()
         # By host, as the indexes hold them (reach.models): every page costs the first's.
-        rows = rows.select_related("host__zone").order_by("host_id", *(("protocol", "port") if show == "ports" else ()))
+        order = ["host_id", "protocol", "port"] if show == SHOW_PORTS else ["host_id"]
+        rows = rows.select_related("host__zone").order_by(*order)
         return {"show": show, "filter": filterset, "page": paging.page_for(request, rows, self.paginate_by)}
 
 
