@@ -41,6 +41,11 @@ class VantagePointSerializer(FormSerializer):
         help_text="The zone whose home it is (its view is that zone's inventory), or null.",
     )
     queue = serializers.CharField(read_only=True, help_text="The broker queue its workers consume.")
+    remote = serializers.BooleanField(
+        read_only=True,
+        help_text="Its scanners hold no database credentials (run_scanner) and sign with its key "
+        "(manage.py scanner_key makes one remote; the key is never shown here).",
+    )
     status = serializers.SerializerMethodField(
         help_text="listening: at least one live worker consumes its queue; silent: none does, "
         "and its view is what it saw last (stale, not closed)."

@@ -118,10 +118,15 @@ class VantageUpdateView(AuditedFormMixin, RoleRequiredMixin, UpdateView):
         old = VantagePoint.objects.get(pk=form.instance.pk)
         response = super().form_valid(form)
         if old.name != self.object.name:
+            restart = (
+                f"restart its scanners with PORTWATCH_SCANNER_VANTAGE={self.object.name}"
+                if self.object.remote
+                else f"restart them with python3 manage.py run_worker --vantage {self.object.name}"
+            )
             messages.warning(
                 self.request,
                 f"Renamed: its queue is now {self.object.queue}. Workers started for “{old.name}” still consume "
-                f"{old.queue}; restart them with python3 manage.py run_worker --vantage {self.object.name}.",
+                f"{old.queue}; {restart}.",
             )
         messages.success(self.request, f"Vantage point “{self.object.name}” saved.")
         return response

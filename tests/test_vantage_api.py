@@ -63,6 +63,7 @@ def test_the_list_says_each_vantage_points_home_queue_status_and_workers(office,
         "description": "the office",
         "home_of": None,
         "queue": "scan-from.office-lan",
+        "remote": False,
         "status": "listening",
         "silent_since": None,
         "workers": ["vantage-office-lan@s1"],
@@ -278,3 +279,16 @@ def test_runs_and_changes_name_their_vantage_point_and_filter_by_it(office):
         ("exposure_opened", 80, "office-lan"),
     ]
     assert client.get("/api/changes/", {"vantage": "nowhere"}).status_code == 400
+
+
+def test_a_remote_vantage_points_key_is_never_shown_nor_audited(office):
+    office.remote = True
+    office.save()
+    client = api()
+    row = client.get("/api/vantage-points/office-lan/").json()
+    assert row["remote"] is True and "key" not in row and office.key not in str(row)
+    response = client.patch("/api/vantage-points/office-lan/", {"description": "moved", "key": "x"}, format="json")
+    assert response.status_code == 200 and office.key not in response.content.decode()
+    office.refresh_from_db()
+    assert office.key != "x" and len(office.key) == 64
+    assert office.key not in str(AuditEntry.objects.get(action="vantage.update").after)

@@ -306,3 +306,16 @@ def test_admins_see_edit_and_delete_but_no_delete_for_a_home(as_admin, office, h
     )
     page = body(as_admin, home.get_absolute_url())
     assert reverse("vantage-edit", args=[home.name]) in page and reverse("vantage-delete", args=[home.name]) not in page
+
+
+def test_a_remote_vantage_point_says_so_and_how_its_scanners_start(as_viewer, office):
+    office.remote = True
+    office.save()
+    page = body(as_viewer, office.get_absolute_url())
+    assert ">remote</span>" in page and "manage.py scanner_key office-lan" in page
+    assert "PORTWATCH_SCANNER_VANTAGE=office-lan python3 manage.py run_scanner" in page  # silent: how to start one
+    assert office.key not in page
+    # Its scanners' signed heartbeats are recorded as workers of its queue.
+    beat("scanner-office-lan@dmz-box", [office.queue])
+    assert ">listening<" in body(as_viewer, office.get_absolute_url())
+    assert ">remote</span>" in body(as_viewer, reverse("vantage-list"))
