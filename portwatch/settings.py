@@ -7,6 +7,7 @@ process to the production stack.
 """
 
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -157,6 +158,8 @@ if SCANNER_ONLY:
             "point) and PORTWATCH_SCANNER_KEY (that vantage point's key: python manage.py scanner_key NAME "
             "on the central side)."
         )
+    if not re.fullmatch(r"[0-9a-f]{64}", SCANNER_KEY):
+        raise ImproperlyConfigured("PORTWATCH_SCANNER_KEY must be the 64 hex digits manage.py scanner_key prints.")
     # Django's dummy backend: any query raises ImproperlyConfigured.
     DATABASES = {}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -376,6 +379,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # again finds the chunk running (and waits) or finished (and does nothing).
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Nothing in PortWatch sends workers broadcast commands (state is in the
+# database), and a remote scanner's broker credentials must not let it shut
+# down or reconfigure the central workers.
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE

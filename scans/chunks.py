@@ -62,8 +62,27 @@ class ChunkFailed(Exception):
         self.failure = failure
 
 
-def run_chunk(chunk_id: int, *, worker: str = "") -> ChunkOutcome:
-    """Claim a chunk, run nmap over it, ingest the result, finalize the run."""
+def run_chunk(chunk_id: int, *, worker: str = "", queue: str | None = None) -> ChunkOutcome:
+    """Claim a chunk, run nmap over it, ingest the result, finalize the run.
+
+    Only from where the chunk's vantage point scans: a task taken from
+    another queue than its run's (``queue``: where this delivery came from),
+    or a remote vantage point's chunk (its scanners get orders, never this
+    task), is refused. Whoever can publish to the broker (a remote scanner
+    can) must not make a central worker scan another vantage point's targets
+    from the centre's own place in the network.
+    """
+    run = ScanRun.objects.select_related("vantage__home_of").filter(chunks__pk=chunk_id).first()
+    remote = run is not None and run.vantage is not None and run.vantage.remote
+    if run is not None and (remote or (queue and queue != run.queue)):
+        logger.warning(
+            "chunk %s refused: its run is scanned from %s (queue %s), the task came from %r",
+            chunk_id,
+            run.vantage,
+            run.queue,
+            queue,
+        )
+        return ChunkOutcome.DONE
     claimed = claim(chunk_id, worker)
     if not isinstance(claimed, ScanChunk):
         return claimed

@@ -297,6 +297,9 @@ class ScanChunk(models.Model):
     # When its task was handed to the broker (NULL: not yet, or the broker
     # refused it): the sweep sends again what was never sent.
     sent_at = models.DateTimeField(null=True, blank=True)
+    # A remote vantage point's chunk: the id of the order last sent for it. Only
+    # a result answering that order is accepted, once (scans.remote).
+    order_id = models.CharField(max_length=32, blank=True, editable=False)
     # After a transient failure the chunk waits in the queue until then (back-off).
     retry_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -30,8 +30,11 @@ from scans.constants import NSE_SCRIPT_ALLOWLIST
 
 VERSION = 1
 ORDER, RESULT, HEARTBEAT = "order", "result", "heartbeat"
-# A result's XML, once inflated, is refused beyond this (a chunk's scan is far smaller).
+# A result's XML, once inflated, is refused beyond this (a chunk's scan is far smaller;
+# the centre holds each result to a limit from its chunk's size too, see scans.remote).
 RESULT_MAX_BYTES = 256 << 20
+# A result's packed XML (base64 of zlib) is refused beyond this before anything else is done with it.
+RESULT_MAX_PACKED = 64 << 20
 
 
 class BadMessage(ValueError):

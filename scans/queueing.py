@@ -53,7 +53,10 @@ def send(run, chunk_ids: list[int]) -> int:
             from scans import remote  # noqa: PLC0415 - remote imports the chunk workflow, which imports this
 
             for chunk in ScanChunk.objects.filter(pk__in=chunk_ids).select_related("run__vantage").order_by("pk"):
-                remote_scan.apply_async(args=list(remote.order_for(chunk)), queue=queue)
+                # A new order each time: only the answer to the latest is accepted (scans.remote).
+                order_id = uuid.uuid4().hex
+                ScanChunk.objects.filter(pk=chunk.pk).update(order_id=order_id)
+                remote_scan.apply_async(args=list(remote.order_for(chunk, order_id)), queue=queue)
                 sent.append(chunk.pk)
         else:
             for chunk_id in chunk_ids:

@@ -14,10 +14,12 @@ the centre does not retry); nmap's own failures are answered as in
 import ipaddress
 import logging
 import os
+import re
 import shutil
 import socket
 import time
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.utils import timezone
@@ -48,7 +50,16 @@ def carry_out(body: dict, signature: str, scanner: str) -> tuple[dict, str] | No
     except orders.BadMessage as refusal:
         logger.warning("order dropped: %s", refusal)
         return None
-    result = {"v": orders.VERSION, "chunk": body.get("chunk"), "vantage": settings.SCANNER_VANTAGE, "scanner": scanner}
+    if not _first_time(body):
+        logger.warning("order %r for chunk %s dropped: carried out already", body.get("order"), body.get("chunk"))
+        return None
+    result = {
+        "v": orders.VERSION,
+        "chunk": body.get("chunk"),
+        "order": body.get("order"),
+        "vantage": settings.SCANNER_VANTAGE,
+        "scanner": scanner,
+    }
     started = time.monotonic()
     try:
         addresses = check_order(body)
@@ -74,6 +85,33 @@ def carry_out(body: dict, signature: str, scanner: str) -> tuple[dict, str] | No
     result.setdefault("addresses", [])
     result["seconds"] = round(time.monotonic() - started, 3)
     return result, orders.sign(orders.RESULT, result, settings.SCANNER_KEY)
+
+
+def _first_time(body: dict) -> bool:
+    """Whether this order was never carried out here: a replay (within its validity) is dropped.
+
+    A marker file per order, made with O_EXCL, so that every worker process of
+    this scanner sees the others' orders; markers of expired orders are removed.
+    """
+    seen = settings.SCAN_WORK_DIR / "orders-seen"
+    seen.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for marker in seen.iterdir():
+        try:
+            if float(marker.read_text() or 0) < now:
+                marker.unlink()
+        except (OSError, ValueError):
+            pass
+    order = re.sub(r"[^0-9a-f]", "", str(body.get("order", "")))[:32]
+    if not order:
+        return False
+    try:
+        descriptor = os.open(seen / f"{int(body.get('chunk', 0))}-{order}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(descriptor, "w") as marker:
+        marker.write(str(datetime.fromisoformat(body["expires_at"]).timestamp()))
+    return True
 
 
 def check_order(body: dict) -> list:

@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
     max_retries=None,
 )
 def scan_chunk(self, chunk_id: int) -> None:
-    outcome = chunks.run_chunk(chunk_id, worker=self.request.hostname or "")
+    queue = (self.request.delivery_info or {}).get("routing_key") or None
+    outcome = chunks.run_chunk(chunk_id, worker=self.request.hostname or "", queue=queue)
     if outcome is chunks.ChunkOutcome.BUSY:
         # A live attempt owns the chunk (a duplicate delivery): look again
         # once its heartbeat would have gone stale.
@@ -55,7 +56,7 @@ def remote_result(self, result: dict, signature: str) -> None:
         outcome = remote.accept_result(result, signature)
     except orders.BadMessage as refusal:
         chunk = result.get("chunk") if isinstance(result, dict) else "?"
-        logger.warning("result for chunk %s refused: %s", chunk, refusal)
+        logger.warning("result for chunk %r refused: %s", chunk, refusal)
         return
     if outcome is chunks.ChunkOutcome.BUSY:
         raise self.retry(countdown=chunks.HEARTBEAT_STALE.total_seconds())

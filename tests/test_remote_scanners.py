@@ -6,6 +6,8 @@ a real central worker that ingests what it sends back.
 """
 
 import base64
+import re
+import uuid
 import zlib
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +31,12 @@ from tests.processes import ScannerProcess, WorkerProcess, wait_for
 from tests.vantage_lab import HOSTS_NETWORK
 
 KEY = "ab" * 32
+ORDER = "0f" * 16
 XML = (Path(__file__).parent / "fixtures" / "nmap" / "lab_two_hosts_versions.xml").read_bytes()
+# The same scan's XML with its first host only, at the lab's address.
+ONE_HOST = re.sub(rb"<host[^>]*>(?:(?!</host>).)*127\.77\.9\.2.*?</host>\n?", b"", XML, flags=re.S).replace(
+    b"127.77.9.1", b"198.18.100.2"
+)
 
 
 # --- the messages ----------------------------------------------------------------------------------
@@ -92,7 +99,8 @@ def test_a_compressed_bomb_is_refused_before_it_is_inflated_whole():
 
 
 @pytest.fixture
-def as_scanner(settings):
+def as_scanner(settings, tmp_path):
+    settings.SCAN_WORK_DIR = tmp_path
     settings.SCANNER_VANTAGE = "office-lan"
     settings.SCANNER_KEY = KEY
     settings.SCANNER_ALLOWED_NETWORKS = []
@@ -103,6 +111,7 @@ def signed_order(**changes) -> tuple[dict, str]:
     body = {
         "v": orders.VERSION,
         "chunk": 1,
+        "order": uuid.uuid4().hex,
         "run": "r",
         "vantage": "office-lan",
         "targets": ["198.18.100.2"],
@@ -115,11 +124,15 @@ def signed_order(**changes) -> tuple[dict, str]:
     return body, orders.sign(orders.ORDER, body, KEY)
 
 
-def test_an_order_not_signed_with_the_key_or_expired_is_dropped_unanswered(as_scanner):
+def test_an_order_not_signed_with_the_key_expired_or_carried_out_already_is_dropped_unanswered(as_scanner, monkeypatch):
     body, signature = signed_order()
     assert scanner.carry_out({**body, "targets": ["198.18.100.3"]}, signature, "s1") is None
     expired = signed_order(expires_at=(timezone.now() - timedelta(seconds=1)).isoformat())
     assert scanner.carry_out(*expired, "s1") is None
+    monkeypatch.setattr(scanner, "run_nmap", lambda *args, **kwargs: pytest.fail("nmap must not run"))
+    refused = signed_order(targets=["192.0.2.1"])
+    assert scanner.carry_out(*refused, "s1")[0]["failure"]
+    assert scanner.carry_out(*refused, "s1") is None  # the same order again: a replay
 
 
 @pytest.mark.parametrize(
@@ -167,17 +180,19 @@ def chunk(office, monkeypatch):
         name="t", zone=Zone.default(), targets="198.18.100.2", ports="41000-41100", profile=ScanProfile.objects.first()
     )
     run = start_run(target, vantage=office)
+    ScanChunk.objects.filter(run=run).update(order_id=ORDER)  # as queueing.send does
     return run.chunks.get()
 
 
-def result_for(chunk, key, **changes) -> tuple[dict, str]:
+def result_for(of, key, **changes) -> tuple[dict, str]:
     body = {
         "v": orders.VERSION,
-        "chunk": chunk.pk,
+        "chunk": of.pk,
         "vantage": "office-lan",
+        "order": ORDER,
         "scanner": "scanner-office-lan@box",
         "addresses": ["198.18.100.2"],
-        "xml": orders.pack(XML.replace(b"127.77.9.1", b"198.18.100.2").replace(b"127.77.9.2", b"198.18.100.3")),
+        "xml": orders.pack(ONE_HOST),
         **changes,
     }
     return body, orders.sign(orders.RESULT, body, key)
@@ -185,8 +200,9 @@ def result_for(chunk, key, **changes) -> tuple[dict, str]:
 
 @pytest.mark.django_db
 def test_the_order_carries_the_chunk_the_vetted_options_and_the_scope_signed_with_the_vantage_points_key(chunk):
-    body, signature = remote.order_for(chunk)
+    body, signature = remote.order_for(chunk, ORDER)
     orders.verify(orders.ORDER, body, signature, chunk.run.vantage.key)
+    assert body["order"] == ORDER
     assert (body["chunk"], body["vantage"], body["targets"]) == (chunk.pk, "office-lan", ["198.18.100.2"])
     assert body["options"] == chunk.run.nmap_options
     assert [HOSTS_NETWORK, "allow"] in body["scope"]
@@ -200,28 +216,31 @@ def test_the_order_carries_the_chunk_the_vetted_options_and_the_scope_signed_wit
         ({"vantage": "dmz"}, None, "not scanned by vantage point 'dmz'"),
         ({"addresses": ["198.18.100.3"]}, None, "does not"),
         ({"addresses": "198.18.100.2"}, None, "does not list"),
-        ({"xml": orders.pack(b"\0" * 10)}, None, None),  # unreadable XML: the attempt fails, nothing ingested
+        ({"addresses": [f"198.18.100.{n}" for n in range(2, 40)]}, None, "names at most 1"),
+        ({"order": "1f" * 16}, None, "not chunk .*'s current order"),
+        ({"order": None}, None, "current order"),
+        ({"xml": orders.pack(XML.replace(b"127.77.9.1", b"198.18.100.2"))}, None, "lists 127.77.9.2, which chunk"),
+        ({"xml": orders.pack(b"\0" * 10)}, None, "not nmap's"),
+        ({"xml": orders.pack(b" " * (2 << 20))}, None, "larger than"),
+        ({"chunk": "1"}, None, "not a signed result"),
     ],
 )
 def test_a_result_that_fails_a_check_writes_nothing(chunk, changes, key, reason):
     body, signature = result_for(chunk, key or chunk.run.vantage.key, **changes)
-    if reason:
-        with pytest.raises(orders.BadMessage, match=reason):
-            remote.accept_result(body, signature)
-        assert ScanChunk.objects.get(pk=chunk.pk).status == ChunkStatus.QUEUED
-    else:
+    with pytest.raises(orders.BadMessage, match=reason):
         remote.accept_result(body, signature)
-        assert ScanChunk.objects.get(pk=chunk.pk).status == ChunkStatus.FAILED
+    assert ScanChunk.objects.get(pk=chunk.pk).status == ChunkStatus.QUEUED
     assert not PortView.objects.exists() and not Change.objects.exists()
 
 
 @pytest.mark.django_db
-def test_a_result_delivered_twice_is_ingested_once(chunk):
+def test_a_result_delivered_twice_is_ingested_once_and_a_replay_is_refused(chunk):
     answer = result_for(chunk, chunk.run.vantage.key)
     assert remote.accept_result(*answer) is ChunkOutcome.DONE
     changes = Change.objects.count()
     assert changes and PortView.objects.filter(vantage__name="office-lan", state="open").exists()
-    assert remote.accept_result(*answer) is ChunkOutcome.DONE
+    with pytest.raises(orders.BadMessage, match="current order"):
+        remote.accept_result(*answer)
     assert Change.objects.count() == changes
     assert list(chunk.tries.values_list("outcome", flat=True)) == [AttemptOutcome.SUCCEEDED]
     assert ScanRun.objects.get(pk=chunk.run_id).status == RunStatus.SUCCEEDED
@@ -230,11 +249,17 @@ def test_a_result_delivered_twice_is_ingested_once(chunk):
 @pytest.mark.django_db
 def test_a_scanners_transient_failure_is_tried_again_and_a_cancelled_runs_result_is_dropped(chunk):
     failure = {"message": "nmap was killed by signal 9", "transient": True}
-    remote.accept_result(*result_for(chunk, chunk.run.vantage.key, xml=None, failure=failure))
+    answer = result_for(chunk, chunk.run.vantage.key, xml=None, failure=failure)
+    remote.accept_result(*answer)
     chunk.refresh_from_db()
     assert (chunk.status, chunk.retry_at is not None) == (ChunkStatus.QUEUED, True)
     assert "signal 9" in chunk.tries.get().error
+    # The same failure replayed (by anyone who copied it off the broker) fails nothing more.
+    with pytest.raises(orders.BadMessage, match="current order"):
+        remote.accept_result(*answer)
+    assert chunk.tries.count() == 1
 
+    ScanChunk.objects.filter(pk=chunk.pk).update(order_id=ORDER)  # the sweep's next order
     cancel_run(chunk.run)
     assert remote.accept_result(*result_for(chunk, chunk.run.vantage.key)) is ChunkOutcome.DONE
     assert not Change.objects.exists()
@@ -242,15 +267,40 @@ def test_a_scanners_transient_failure_is_tried_again_and_a_cancelled_runs_result
 
 @pytest.mark.django_db
 def test_a_heartbeat_signed_by_the_scanner_counts_as_a_worker_of_its_queue_and_a_forged_one_does_not(office):
-    body = {"v": orders.VERSION, "vantage": "office-lan", "scanner": "scanner-office-lan@box", "stopping": False}
+    def beat(**changes):
+        body = {"v": orders.VERSION, "vantage": "office-lan", "scanner": "scanner-office-lan@box", "stopping": False,
+                "at": timezone.now().isoformat(), **changes}  # fmt: skip
+        return body, orders.sign(orders.HEARTBEAT, body, changes.pop("key", office.key))
+
     with pytest.raises(orders.BadMessage):
-        remote.accept_heartbeat(body, orders.sign(orders.HEARTBEAT, body, "cd" * 32))
+        remote.accept_heartbeat(beat()[0], orders.sign(orders.HEARTBEAT, beat()[0], "cd" * 32))
+    with pytest.raises(orders.BadMessage, match="too far from now"):
+        remote.accept_heartbeat(*beat(at=(timezone.now() - timedelta(hours=1)).isoformat()))
     assert not WorkerHeartbeat.objects.exists()
-    remote.accept_heartbeat(body, orders.sign(orders.HEARTBEAT, body, office.key))
-    assert WorkerHeartbeat.objects.get().queues == ["scan-from.office-lan"]
-    stopping = {**body, "stopping": True}
-    remote.accept_heartbeat(stopping, orders.sign(orders.HEARTBEAT, stopping, office.key))
-    assert not WorkerHeartbeat.objects.exists()
+    remote.accept_heartbeat(*beat())
+    row = WorkerHeartbeat.objects.get()
+    assert (row.name, row.queues) == ("office-lan:scanner-office-lan@box", ["scan-from.office-lan"])
+    # A scanner cannot take over (or stop) a central worker's row, whatever name it gives.
+    central = WorkerHeartbeat.objects.create(name="office-lan:celery@centre", queues=["default"])
+    with pytest.raises(orders.BadMessage, match="not this vantage point's"):
+        remote.accept_heartbeat(*beat(scanner="celery@centre"))
+    remote.accept_heartbeat(*beat(scanner="celery@centre", stopping=True))
+    assert WorkerHeartbeat.objects.filter(pk=central.pk, queues=["default"]).exists()
+    remote.accept_heartbeat(*beat(stopping=True, scanner="scanner-office-lan@box<script>"))
+    remote.accept_heartbeat(*beat(stopping=True))
+    assert list(WorkerHeartbeat.objects.values_list("name", flat=True)) == ["office-lan:celery@centre"]
+
+
+@pytest.mark.django_db
+def test_a_central_worker_never_scans_a_remote_vantage_points_chunk_or_one_from_another_queue(chunk, monkeypatch):
+    from scans import chunks
+
+    monkeypatch.setattr(chunks, "run_nmap", lambda *args, **kwargs: pytest.fail("nmap must not run"))
+    assert chunks.run_chunk(chunk.pk, worker="celery@centre") is ChunkOutcome.DONE
+    local = start_run(chunk.run.target, vantage=VantagePoint.objects.create(name="dc1-app")).chunks.get()
+    assert chunks.run_chunk(local.pk, worker="celery@centre", queue="scan.default") is ChunkOutcome.DONE
+    assert ScanChunk.objects.filter(pk__in=[chunk.pk, local.pk], status=ChunkStatus.QUEUED).count() == 2
+    assert not Change.objects.exists()
 
 
 @pytest.mark.django_db
