@@ -73,6 +73,17 @@ SERVICE_RISK_SORT = ["-risk", "first_seen"]
 SMALL_TAG_HOSTS = 2000
 
 
+def host_zone_filter() -> django_filters.ModelChoiceFilter:
+    """By the zone of the row's host (``?zone=<name>``): ports, changes, a vantage point's view."""
+    return django_filters.ModelChoiceFilter(
+        queryset=Zone.objects.all(),
+        to_field_name="name",
+        field_name="host__zone",
+        empty_label="all zones",
+        label="Zone",
+    )
+
+
 def tagged_hosts(tag):
     """The hosts carrying ``tag``, for ``host_id__in``: their ids when the tag is small, else a subquery.
 
@@ -169,13 +180,7 @@ class HostFilter(_InventoryFilter):
 
 
 class ServiceFilter(_InventoryFilter):
-    zone = django_filters.ModelChoiceFilter(
-        queryset=Zone.objects.all(),
-        to_field_name="name",
-        field_name="host__zone",
-        empty_label="all zones",
-        label="Zone",
-    )
+    zone = host_zone_filter()
     owner = django_filters.CharFilter(field_name="host__owner", lookup_expr="iexact", label="Owner")
     port = django_filters.NumberFilter(field_name="port", min_value=PORT_MIN, max_value=PORT_MAX)
     protocol = django_filters.ChoiceFilter(choices=Protocol.choices, empty_label="any")

@@ -4,7 +4,7 @@ import django_filters
 
 from inventory.choices import PortState, Protocol
 from inventory.constants import PORT_MAX, PORT_MIN
-from inventory.models import Zone
+from inventory.filters import host_zone_filter
 from reach.models import HostView, PortView, VantagePoint
 
 
@@ -12,13 +12,7 @@ class PortViewFilter(django_filters.FilterSet):
     """A vantage point's page: its open ports, by port and zone."""
 
     port = django_filters.NumberFilter(field_name="port", min_value=PORT_MIN, max_value=PORT_MAX, label="Port")
-    zone = django_filters.ModelChoiceFilter(
-        queryset=Zone.objects.all(),
-        to_field_name="name",
-        field_name="host__zone",
-        empty_label="all zones",
-        label="Zone",
-    )
+    zone = host_zone_filter()
 
     class Meta:
         model = PortView
@@ -28,13 +22,7 @@ class PortViewFilter(django_filters.FilterSet):
 class HostViewFilter(django_filters.FilterSet):
     """A vantage point's page: the hosts unreachable from there, by zone."""
 
-    zone = django_filters.ModelChoiceFilter(
-        queryset=Zone.objects.all(),
-        to_field_name="name",
-        field_name="host__zone",
-        empty_label="all zones",
-        label="Zone",
-    )
+    zone = host_zone_filter()
 
     class Meta:
         model = HostView

@@ -8,8 +8,8 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from inventory.choices import PolicyStatus
-from inventory.filters import RISK_CHOICES, tagged_hosts
-from inventory.models import Service, Tag, Zone
+from inventory.filters import RISK_CHOICES, host_zone_filter, tagged_hosts
+from inventory.models import Service, Tag
 from reach.models import VantagePoint
 from scans.choices import ChangeKind
 from scans.models import Change
@@ -29,13 +29,7 @@ class ChangeFilter(django_filters.FilterSet):
     kind = django_filters.MultipleChoiceFilter(
         choices=ChangeKind.choices, label="Kind", widget=forms.SelectMultiple(attrs={"size": 3}), distinct=False
     )
-    zone = django_filters.ModelChoiceFilter(
-        queryset=Zone.objects.all(),
-        to_field_name="name",
-        field_name="host__zone",
-        empty_label="all zones",
-        label="Zone",
-    )
+    zone = host_zone_filter()
     tag = django_filters.ModelChoiceFilter(
         queryset=Tag.objects.all(), to_field_name="name", method="filter_tag", empty_label="all tags", label="Tag"
     )
