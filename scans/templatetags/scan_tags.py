@@ -72,7 +72,10 @@ def _change_row(context, change, show_run: bool) -> str:
             risk_badge(context, change.protocol, change.port, (change.after or {}).get("name", "")),
         )
     run = ""
-    if show_run:
+    if show_run and change.run is None:
+        # It follows from a rule (reach.segmentation), not from a scan.
+        run = mark_safe('<td><span class="muted">a rule</span></td>')
+    elif show_run:
         run = format_html(
             '<td><a href="{}">{}</a></td>', change.run.get_absolute_url(), change.run.get_trigger_display()
         )
