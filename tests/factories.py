@@ -3,7 +3,9 @@
 ``observe(zone, {address: [ports]})`` ingests one completed scan of TCP
 ports 1-1024 in which each address answers with the given ports open and
 the rest closed, so hosts, services, changes and policy are all written by
-the real code path (``scans.ingest.entry.ingest``).
+the real code path (``scans.ingest.entry.ingest``). ``scan(vantage, {address:
+{port: state}})`` does the same from a vantage point (None: the zone's home),
+with each port's state given.
 """
 
 from django.db import transaction
@@ -46,5 +48,32 @@ def observe(
         )
         chunk = ScanChunk.objects.create(run=run, index=0, status=ChunkStatus.SUCCEEDED, attempts=1)
         coverage = Coverage(frozenset(hosts), PROBED, complete=True, observed_at=now)
+        ingest(run=run, chunk=chunk, zone=zone, coverage=coverage, observations=observations, now=now)
+    return run
+
+
+def scan(vantage, hosts: dict, *, silent=(), complete=True, probed=PROBED, zone=None, at=None) -> ScanRun:
+    """One scan from ``vantage`` (None: the zone's home): ``hosts`` maps address -> {port: state}, the rest closed.
+
+    ``silent`` addresses were covered and did not answer.
+    """
+    zone = zone or Zone.default()
+    now = at or timezone.now()
+    observations = [
+        HostObservation(
+            address,
+            True,
+            (),
+            tuple(PortObservation("tcp", port, state) for port, state in ports.items()),
+            (("*", PortState.CLOSED, PortSet()),),
+        )
+        for address, ports in hosts.items()
+    ]
+    with transaction.atomic():
+        run = ScanRun.objects.create(
+            zone=zone, vantage=vantage, trigger=Trigger.IMPORT, status=RunStatus.SUCCEEDED, created_at=now
+        )
+        chunk = ScanChunk.objects.create(run=run, index=0, status=ChunkStatus.SUCCEEDED, attempts=1)
+        coverage = Coverage(frozenset([*hosts, *silent]), probed, complete=complete, observed_at=now)
         ingest(run=run, chunk=chunk, zone=zone, coverage=coverage, observations=observations, now=now)
     return run

@@ -12,49 +12,21 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import transaction
 from django.utils import timezone
 
-from inventory.choices import HostStatus, PortState
+from inventory.choices import HostStatus
 from inventory.models import Host, Service, Zone
 from inventory.ports import PortSet
 from reach.models import HostView, PortView, VantagePoint
 from scans import queueing, services
 from scans.choices import ChangeKind as K
-from scans.choices import ChunkStatus, RunStatus, ScheduleKind, Trigger
-from scans.ingest.diff import Coverage
-from scans.ingest.entry import ingest
-from scans.models import ScanChunk, ScanProfile, ScanRun, ScanTarget
-from scans.nmap_xml import HostObservation, PortObservation
-from tests.factories import PROBED
+from scans.choices import ScheduleKind
+from scans.models import ScanProfile, ScanTarget
+from tests.factories import scan
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 A, B = "198.18.30.1", "198.18.30.2"
-
-
-def scan(vantage, hosts: dict, *, silent=(), complete=True, probed=PROBED, zone=None, at=None) -> ScanRun:
-    """One scan from ``vantage`` (None: the zone's home): ``hosts`` maps address -> {port: state}, the rest closed."""
-    zone = zone or Zone.default()
-    now = at or timezone.now()
-    observations = [
-        HostObservation(
-            address,
-            True,
-            (),
-            tuple(PortObservation("tcp", port, state) for port, state in ports.items()),
-            (("*", PortState.CLOSED, PortSet()),),
-        )
-        for address, ports in hosts.items()
-    ]
-    with transaction.atomic():
-        run = ScanRun.objects.create(
-            zone=zone, vantage=vantage, trigger=Trigger.IMPORT, status=RunStatus.SUCCEEDED, created_at=now
-        )
-        chunk = ScanChunk.objects.create(run=run, index=0, status=ChunkStatus.SUCCEEDED, attempts=1)
-        coverage = Coverage(frozenset([*hosts, *silent]), probed, complete=complete, observed_at=now)
-        ingest(run=run, chunk=chunk, zone=zone, coverage=coverage, observations=observations, now=now)
-    return run
 
 
 def view(vantage, address, port=None):
