@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("inventory.urls")),
     path("", include("scans.urls")),
     path("", include("alerts.urls")),
+    path("", include("reach.segmentation_urls")),
     path("api/", include("portwatch.api.urls", namespace="api")),
 ]
 

@@ -35,7 +35,9 @@ what:
   from the run's vantage point (``settle_batch``, from ``scans.ingest.settle``):
   the changes are the scan's, so a redelivered chunk (which the ingest
   skips) records none twice, and each is unique per run like the others;
-- a rule created, edited or deleted (``rule_changed``, ``delete_rule``);
+- a rule created, edited or deleted (``rule_changed``, ``delete_rule``; the
+  pages, the API and the baseline import write rules through ``save_rule``
+  and ``remove_rule``, which audit them too);
 - a host's tags or zone changed (``inventory.signals.hosts_rescoped``);
 - a rule that expired (``expire``, from the periodic task ``reach.tasks``).
 
@@ -67,6 +69,7 @@ from django.db.models import (
 from django.db.models.functions import JSONObject
 from django.utils import timezone
 
+from inventory import audit
 from inventory.choices import ANY_PROTOCOL, PortState, RuleScope
 from inventory.lookups import in_cidr
 from inventory.models import Host, HostTag, Service
@@ -499,3 +502,56 @@ def violation_counts(rules) -> dict[int, int]:
     ids = [rule.pk for rule in rules]
     rows = SegmentationViolation.objects.filter(rule_id__in=ids).values("rule_id").annotate(n=Count("pk"))
     return {row["rule_id"]: row["n"] for row in rows.order_by()}
+
+
+# --- writing rules (the pages, the API and the baseline) ------------------------------------------
+
+
+def rule_snapshot(rule: SegmentationRule | None) -> dict | None:
+    """What the audit log keeps of a rule: its fields, its vantage points by name."""
+    if rule is None:
+        return None
+    data = audit.snapshot(rule, fields=AUDITED_FIELDS)
+    data["vantage_points"] = rule.vantage_names
+    return data
+
+
+AUDITED_FIELDS = [
+    "mode",
+    "scope",
+    "zone",
+    "tag",
+    "cidr",
+    "host",
+    "protocol",
+    "port_start",
+    "port_end",
+    "justification",
+    "owner",
+    "ticket",
+    "expires_at",
+]
+
+
+def save_rule(actor, form, *, summary: str = "") -> SegmentationRule:
+    """Save a valid ``SegmentationRuleForm``: audited, and what the rule governs (before and after) re-evaluated."""
+    creating = form.instance._state.adding
+    before = None if creating else SegmentationRule.objects.prefetch_related("vantage_points").get(pk=form.instance.pk)
+    old = rule_snapshot(before)
+    with transaction.atomic():
+        if creating:
+            form.instance.created_by = actor if getattr(actor, "pk", None) else None
+        rule = form.save()
+        new = rule_snapshot(rule)
+        if old != new:
+            action = "segmentation.create" if creating else "segmentation.update"
+            audit.record(actor, action, rule, summary=summary, before=old, after=new)
+        rule_changed(before, rule)
+    return rule
+
+
+def remove_rule(actor, rule: SegmentationRule, *, summary: str = "") -> Outcome:
+    """Delete a rule, audited; its violations fall to the next rule, or end."""
+    with transaction.atomic():
+        audit.record(actor, "segmentation.delete", rule, summary=summary, before=rule_snapshot(rule))
+        return delete_rule(rule)

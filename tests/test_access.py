@@ -11,6 +11,7 @@ from alerts.choices import ChannelKind, NotificationStatus
 from alerts.models import AlertRule, Channel, Mute, Notification
 from inventory.models import AssignmentRule, Host, PortRule, RiskRule, Service, Zone
 from portwatch.roles import Role
+from reach.models import SegmentationRule, VantagePoint
 from scans.models import ScanProfile, ScanRun, ScanTarget, ScopeRule
 from tests.conftest import make_user
 
@@ -47,7 +48,12 @@ def objects(db):
     channel = Channel.objects.create(name="log", kind=ChannelKind.LOG)
     notification = Notification.objects.create(channel=channel, dedupe_key="n", status=NotificationStatus.FAILED)
     mute = Mute.objects.create(ends_at=now + timezone.timedelta(hours=1), reason="window")
+    segmentation_rule = SegmentationRule.objects.create(
+        scope="global", protocol="tcp", port_start=5432, port_end=5432, mode="deny", justification="no db"
+    )
+    segmentation_rule.vantage_points.set([VantagePoint.objects.create(name="office-lan")])
     return {
+        "segrule": segmentation_rule.public_id,
         "channel": channel.public_id,
         "notification": notification.public_id,
         "alertrule": AlertRule.objects.first().pk,
@@ -144,6 +150,14 @@ MATRIX = [
     ("mute-create", "get", Role.REVIEWER, None),
     ("mute-create", "post", Role.REVIEWER, None),
     ("mute-end", "post", Role.REVIEWER, "mute"),
+    ("segmentation-rule-list", "get", Role.VIEWER, None),
+    ("segmentation-rule-detail", "get", Role.VIEWER, "segrule"),
+    ("segmentation-rule-create", "get", Role.ADMIN, None),
+    ("segmentation-rule-create", "post", Role.ADMIN, None),
+    ("segmentation-rule-edit", "get", Role.ADMIN, "segrule"),
+    ("segmentation-rule-edit", "post", Role.ADMIN, "segrule"),
+    ("segmentation-rule-delete", "post", Role.ADMIN, "segrule"),
+    ("segmentation-violation-list", "get", Role.VIEWER, None),
     ("lockout-list", "get", Role.ADMIN, None),
     ("lockout-unlock", "post", Role.ADMIN, None),
 ]
