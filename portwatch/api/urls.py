@@ -15,6 +15,7 @@ from alerts.api import register as register_alerts
 from inventory.api import register as register_inventory
 from portwatch.account import TokenAdminViewSet
 from portwatch.middleware import CONTENT_SECURITY_POLICY
+from reach.segmentation_api import register as register_segmentation
 from scans.api import register as register_scans
 
 app_name = "api"
@@ -62,6 +63,7 @@ router = Router()
 register_inventory(router)
 register_scans(router)
 register_alerts(router)
+register_segmentation(router)
 router.register("tokens", TokenAdminViewSet, basename="token")
 
 urlpatterns = [
