@@ -44,7 +44,20 @@ def _local_secret_key(path: Path) -> str:
     return path.read_text().strip()
 
 
+# A remote scanner (``manage.py run_scanner``, DESIGN.md "Running it"): a worker
+# inside a network segment that holds no database credentials at all. It talks
+# to the broker only, with orders and results signed by its vantage point's key
+# (scans.orders); any use of the database raises. It signs no sessions.
+SCANNER_ONLY = env_bool("PORTWATCH_SCANNER_ONLY", False)
+SCANNER_VANTAGE = env_str("PORTWATCH_SCANNER_VANTAGE")
+SCANNER_KEY = env_str("PORTWATCH_SCANNER_KEY")
+# Networks a remote scanner accepts orders for, whatever the orders say
+# (defence in depth against a compromised centre); empty: the orders' scope.
+SCANNER_ALLOWED_NETWORKS = env_list("PORTWATCH_SCANNER_ALLOWED_NETWORKS")
+
 SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY and SCANNER_ONLY:
+    SECRET_KEY = secrets.token_urlsafe(50)
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set in the environment when DEBUG is off.")
@@ -133,6 +146,19 @@ else:
             },
         }
     }
+if SCANNER_ONLY:
+    if DATABASE_URL:
+        raise ImproperlyConfigured(
+            "PORTWATCH_SCANNER_ONLY is set: a remote scanner holds no database credentials. Unset DATABASE_URL."
+        )
+    if not env_str("REDIS_URL") or not SCANNER_VANTAGE or not SCANNER_KEY:
+        raise ImproperlyConfigured(
+            "A remote scanner needs REDIS_URL (the central broker), PORTWATCH_SCANNER_VANTAGE (its vantage "
+            "point) and PORTWATCH_SCANNER_KEY (that vantage point's key: python manage.py scanner_key NAME "
+            "on the central side)."
+        )
+    # Django's dummy backend: any query raises ImproperlyConfigured.
+    DATABASES = {}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

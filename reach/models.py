@@ -10,6 +10,7 @@ rules (``scans.ingest.diff`` is their specification too): nothing is
 concluded about one vantage point's view from another's scan.
 """
 
+import secrets
 import uuid
 
 from django.conf import settings
@@ -33,6 +34,14 @@ class VantagePoint(models.Model):
     home_of = models.OneToOneField(
         Zone, null=True, blank=True, on_delete=models.CASCADE, related_name="home_vantage", editable=False
     )
+    # Its scanners hold no database credentials (``manage.py run_scanner``): its
+    # chunks go out as orders signed with ``key`` and come back as signed results
+    # (scans.orders), ingested by the central workers.
+    remote = models.BooleanField(
+        default=False,
+        help_text="Its scanners run without database access (manage.py run_scanner) and sign with its key.",
+    )
+    key = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -40,6 +49,11 @@ class VantagePoint(models.Model):
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        if self.remote and not self.key:
+            self.key = new_key()
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self):
         return reverse("vantage-detail", args=[self.name])
@@ -50,8 +64,12 @@ class VantagePoint(models.Model):
 
     @property
     def queue(self) -> str:
-        """The broker queue its workers consume (a home's is its zone's, as before vantage points)."""
-        if self.home_of_id is not None:
+        """The broker queue its workers consume: a zone's home's is the zone's, as before vantage points.
+
+        A remote vantage point's scanners know only its name, so its queue is
+        named after it, home or not.
+        """
+        if self.home_of_id is not None and not self.remote:
             from scans.queueing import queue_for_zone  # noqa: PLC0415 - scans imports this module
 
             return queue_for_zone(self.home_of)
@@ -64,6 +82,11 @@ class VantagePoint(models.Model):
             return zone.home_vantage
         except cls.DoesNotExist:
             return ensure_home(zone)
+
+
+def new_key() -> str:
+    """A vantage point's signing key: 256 random bits."""
+    return secrets.token_hex(32)
 
 
 def ensure_home(zone: Zone) -> VantagePoint:

@@ -64,24 +64,24 @@ class ChunkFailed(Exception):
 
 def run_chunk(chunk_id: int, *, worker: str = "") -> ChunkOutcome:
     """Claim a chunk, run nmap over it, ingest the result, finalize the run."""
-    claim = _claim(chunk_id, worker)
-    if not isinstance(claim, ScanChunk):
-        return claim
-    chunk = claim
+    claimed = claim(chunk_id, worker)
+    if not isinstance(claimed, ScanChunk):
+        return claimed
+    chunk = claimed
     workdir = settings.SCAN_WORK_DIR / f"chunk-{chunk.pk}-{chunk.attempts}"
     try:
         _scan_and_ingest(chunk, workdir)
     except SoftTimeLimitExceeded:
-        _fail(chunk, Failure("The chunk hit its time limit (SCAN_CHUNK_SOFT_TIME_LIMIT); nmap was stopped.", False))
+        fail(chunk, Failure("The chunk hit its time limit (SCAN_CHUNK_SOFT_TIME_LIMIT); nmap was stopped.", False))
     except ChunkFailed as failed:
-        _fail(chunk, failed.failure)
+        fail(chunk, failed.failure)
     except (NmapNotFound, NmapXmlError, ScopeError) as error:
-        _fail(chunk, Failure(str(error), False))
+        fail(chunk, Failure(str(error), False))
     except Exception as error:
         failure = failures.from_exception(error)
         if not failure.transient:
             logger.exception("chunk %s failed", chunk.pk)
-        _fail(chunk, failure)
+        fail(chunk, failure)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     finalize_run(chunk.run_id)
@@ -91,7 +91,7 @@ def run_chunk(chunk_id: int, *, worker: str = "") -> ChunkOutcome:
 # --- claiming ------------------------------------------------------------------------
 
 
-def _claim(chunk_id: int, worker: str) -> ScanChunk | ChunkOutcome:
+def claim(chunk_id: int, worker: str) -> ScanChunk | ChunkOutcome:
     now = timezone.now()
     with transaction.atomic():
         chunk = ScanChunk.objects.select_for_update(of=("self",)).select_related("run").filter(pk=chunk_id).first()
@@ -173,16 +173,23 @@ def _scan_and_ingest(chunk: ScanChunk, workdir) -> None:
         return
     if not result.ok:
         raise ChunkFailed(failures.nmap_exit(result.returncode, result.stderr))
+    ingest_output(chunk, result.xml_path, [str(address) for address in addresses], workdir, should_stop=should_stop)
+
+
+def ingest_output(chunk: ScanChunk, xml_path, addresses: list[str], workdir, *, should_stop=None) -> None:
+    """Ingest what a finished nmap wrote for the chunk (here, or on a remote scanner: ``scans.remote``)."""
+    run = chunk.run
     # A chunk is bounded (SCAN_CHUNK_SIZE addresses): its hosts fit in memory,
     # which lets the re-probe look at the would-be changes before any write.
     # nmap lists an address once per target that names it: merged here.
-    with open(result.xml_path, "rb") as xml:
+    with open(xml_path, "rb") as xml:
         reader = NmapXmlReader(xml)
         observations = merge_duplicates(reader.entries(), reader.info.probed)
-    coverage = Coverage(frozenset(str(address) for address in addresses), reader.info.probed, complete=True)
+    coverage = Coverage(frozenset(addresses), reader.info.probed, complete=True)
     confirmation = None
-    # The re-probe checks would-be changes of the inventory (the home vantage point's view).
-    if settings.SCAN_CONFIRM_CHANGES and run.profile is not None and run.from_home:
+    # The re-probe checks would-be changes of the inventory (the home vantage
+    # point's view), from here: not for another vantage point, nor a remote one.
+    if settings.SCAN_CONFIRM_CHANGES and run.profile is not None and run.from_home and not run.vantage.remote:
         expected = confirm.candidates(run.zone, coverage, observations)
 
         def options_for(ports):
@@ -273,7 +280,7 @@ def retry_delay(attempt: int) -> timedelta:
     return timedelta(seconds=min(seconds, settings.SCAN_CHUNK_RETRY_MAX_SECONDS))
 
 
-def _fail(chunk: ScanChunk, failure: Failure) -> None:
+def fail(chunk: ScanChunk, failure: Failure) -> None:
     """End the attempt: back in the queue if it may pass and tries are left, failed otherwise."""
     if failure.transient and chunk.attempts < settings.SCAN_CHUNK_MAX_ATTEMPTS:
         with transaction.atomic():

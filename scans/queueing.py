@@ -30,24 +30,35 @@ def queue_for_zone(zone) -> str:
     return f"scan.{zone.name}"
 
 
-def send_on_commit(queue: str, chunk_ids: list[int]) -> None:
+def send_on_commit(run, chunk_ids: list[int]) -> None:
     """Send the chunks' tasks once the transaction that queued them commits."""
-    transaction.on_commit(lambda: send(queue, chunk_ids))
+    transaction.on_commit(lambda: send(run, chunk_ids))
 
 
-def send(queue: str, chunk_ids: list[int]) -> int:
-    """Publish one task per chunk; record which were sent. Never raises.
+def send(run, chunk_ids: list[int]) -> int:
+    """Publish one task per chunk of ``run`` to its vantage point's queue; record which were sent. Never raises.
 
-    The broker may be unreachable (Redis restarting): the chunks stay queued
-    with no ``sent_at`` and the scheduler's sweep sends them when it can.
+    A local vantage point's workers get the chunk's id (they read the rest
+    from the database); a remote one's scanners get a signed order
+    (``scans.remote.order_for``). The broker may be unreachable (Redis
+    restarting): the chunks stay queued with no ``sent_at`` and the
+    scheduler's sweep sends them when it can.
     """
-    from scans.tasks import scan_chunk  # noqa: PLC0415 - tasks import the modules that import this one
+    from scans.tasks import remote_scan, scan_chunk  # noqa: PLC0415 - tasks import the modules that import this one
 
+    queue = run.queue
     sent = []
     try:
-        for chunk_id in chunk_ids:
-            scan_chunk.apply_async(args=[chunk_id], queue=queue)
-            sent.append(chunk_id)
+        if run.vantage.remote:
+            from scans import remote  # noqa: PLC0415 - remote imports the chunk workflow, which imports this
+
+            for chunk in ScanChunk.objects.filter(pk__in=chunk_ids).select_related("run__vantage").order_by("pk"):
+                remote_scan.apply_async(args=list(remote.order_for(chunk)), queue=queue)
+                sent.append(chunk.pk)
+        else:
+            for chunk_id in chunk_ids:
+                scan_chunk.apply_async(args=[chunk_id], queue=queue)
+                sent.append(chunk_id)
     except Exception as error:  # kombu raises OperationalError and friends; all mean "not sent"
         logger.warning(
             "the broker did not take %d chunk task(s) of queue %s (%s); the scheduler will send them again",

@@ -136,7 +136,7 @@ def start_run(
             ScanChunk(run=run, index=index, targets=chunk.targets, size=chunk.size)
             for index, chunk in enumerate(planned)
         )
-        queueing.send_on_commit(run.queue, [chunk.pk for chunk in chunks])
+        queueing.send_on_commit(run, [chunk.pk for chunk in chunks])
     logger.info(
         "run %s of target %s from %s: %d chunk(s), %d address(es)",
         run.public_id,

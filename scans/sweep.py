@@ -63,7 +63,7 @@ def _requeue_dead(now: datetime) -> None:
                 finished_at=now,
             )
             logger.warning("chunk %s: worker %s stopped answering; queued again", chunk.pk, chunk.worker)
-            queueing.send(chunk.run.queue, [chunk.pk])
+            queueing.send(chunk.run, [chunk.pk])
 
 
 def _send_due(now: datetime) -> None:
@@ -79,19 +79,21 @@ def _send_due(now: datetime) -> None:
         return
     if not forgot:
         due = due.filter(unsent | lost)
-    by_queue: dict[str, list[int]] = defaultdict(list)
+    by_run: dict[int, list[int]] = defaultdict(list)
+    runs = {}
     for chunk in due.select_related("run__vantage__home_of").order_by("queued_at")[:SEND_BATCH]:
-        by_queue[chunk.run.queue].append(chunk.pk)
-    if forgot and by_queue:
+        by_run[chunk.run_id].append(chunk.pk)
+        runs[chunk.run_id] = chunk.run
+    if forgot and by_run:
         logger.warning(
             "the broker lost its messages (restarted without persistence, or flushed): "
             "sending %d queued chunk(s) again",
-            sum(len(ids) for ids in by_queue.values()),
+            sum(len(ids) for ids in by_run.values()),
         )
     sent = 0
-    for queue, chunk_ids in by_queue.items():
+    for run_id, chunk_ids in by_run.items():
         # Touch queued_at so the visibility-timeout rule waits another full period.
         ScanChunk.objects.filter(pk__in=chunk_ids, queued_at__lt=now - UNSENT_GRACE).update(queued_at=now)
-        sent += queueing.send(queue, chunk_ids)
-    if forgot and sent < sum(len(ids) for ids in by_queue.values()):
+        sent += queueing.send(runs[run_id], chunk_ids)
+    if forgot and sent < sum(len(ids) for ids in by_run.values()):
         queueing.forget_mark()  # some were not sent: look again on the next tick

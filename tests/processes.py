@@ -82,6 +82,43 @@ class WorkerProcess(_Process):
         return [int(pid) for pid in out.stdout.split()]
 
 
+class ScannerProcess(_Process):
+    """A remote scanner (``manage.py run_scanner``): the broker only, no database settings at all.
+
+    Its environment is built from scratch, not from this test's: no
+    DATABASE_URL, and a var directory of its own in which the embedded
+    SQLite file must never appear.
+    """
+
+    def __init__(self, log_path: Path, var_dir: Path, *, vantage: str, key: str, **env):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        environment = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(var_dir),
+            "PYTHONUNBUFFERED": "1",
+            "DJANGO_SETTINGS_MODULE": "portwatch.settings",
+            "PORTWATCH_VAR_DIR": str(var_dir),
+            "PORTWATCH_SCANNER_ONLY": "1",
+            "PORTWATCH_SCANNER_VANTAGE": vantage,
+            "PORTWATCH_SCANNER_KEY": key,
+            "REDIS_URL": settings.CELERY_BROKER_URL,
+            "WORKER_HEARTBEAT_SECONDS": "1",
+            **{name: str(value) for name, value in env.items()},
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "run_scanner", "--concurrency=1"],
+            cwd=ROOT,
+            env=environment,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(lambda: b"ready." in log_path.read_bytes() or self.process.poll() is not None, 60, message="scanner")
+        if self.process.poll() is not None:
+            raise RuntimeError(f"scanner exited:\n{self.log()}")
+
+
 class BeatProcess(_Process):
     """Celery beat as the Procfile starts it (``manage.py run_beat``), in its own process group.
 

@@ -29,6 +29,7 @@ from django.utils import timezone
 from inventory.choices import HostStatus, PortState
 from inventory.models import Host, Service, Zone
 from inventory.ports import PortSet
+from reach.models import PortView, VantagePoint
 from scans.choices import ChangeKind as K
 from scans.choices import ChunkStatus, RunStatus, Trigger
 from scans.ingest.diff import Coverage
@@ -67,6 +68,9 @@ class Row:
     hosts: dict = field(default_factory=dict)  # address -> status afterwards
     stale: frozenset = frozenset()  # (address, port) kept from before, not re-observed
     refused: bool = False  # the last file is refused as a whole
+    # (address, port, vantage point) -> state in that vantage point's view ("open stale": kept, not re-observed);
+    # a file named "NN-from-<name>.xml" was scanned from vantage point <name>, any other from the zone's home
+    views: dict = field(default_factory=dict)
 
 
 TABLE = [
@@ -132,6 +136,43 @@ TABLE = [
         {(A, 41022): "open", (A, 41080): "open", (A, 41443): "open", (B, 41443): "open"},
         {A: HostStatus.UP, B: HostStatus.UP},
     ),
+    # --- vantage points: the inventory is the zone's home's view; another's scan writes only its own view
+    # from elsewhere: open where it was not -> exposure_opened there; the inventory keeps the home's states
+    Row(
+        "vantage_scan_leaves_inventory_alone",
+        {(K.EXPOSURE_OPENED, A, 22)},
+        {(A, 22): "open", (A, 80): "open"},
+        views={(A, 22, "office-lan"): "open"},
+    ),
+    # from elsewhere: open -> filtered there is exposure_closed there only
+    Row(
+        "vantage_closed_is_exposure_closed_there_only",
+        {(K.EXPOSURE_CLOSED, A, 80)},
+        {(A, 22): "open", (A, 80): "open"},
+        views={(A, 22, "office-lan"): "open", (A, 80, "office-lan"): "filtered"},
+    ),
+    # silent to one vantage point: unreachable from there, its ports there stale; the inventory's host is up
+    Row(
+        "vantage_silent_host_goes_stale_there_only",
+        {(K.HOST_UNREACHABLE, A, None), (K.HOST_DISCOVERED, B, None), (K.EXPOSURE_OPENED, B, 443)},
+        {(A, 22): "open"},
+        {A: HostStatus.UP},
+        views={(A, 22, "office-lan"): "open stale", (B, 443, "office-lan"): "open"},
+    ),
+    # the home's scan changes the inventory only, never another vantage point's view
+    Row(
+        "home_scan_leaves_vantage_view_alone",
+        {(K.PORT_OPENED, A, 22)},
+        {(A, 22): "open"},
+        {A: HostStatus.UP},
+        views={(A, 5432, "office-lan"): "open"},
+    ),
+    # one vantage point's scan says nothing about another's view
+    Row(
+        "vantage_views_are_independent",
+        {(K.EXPOSURE_CLOSED, A, 22)},
+        views={(A, 22, "office-lan"): "closed", (A, 22, "dmz"): "open"},
+    ),
     # nmap by two names resolving to A lists A twice: merged, each change once
     Row(
         "nmap_lists_one_address_twice",
@@ -154,9 +195,11 @@ def import_all(paths: list[Path], engine: str):
     zone = Zone.default()
     runs = []
     for path in paths:
+        _, _, vantage = path.stem.partition("-from-")
+        point = VantagePoint.objects.get_or_create(name=vantage)[0] if vantage else None
         with open(path, "rb") as source:
             on_disk = str(path) if engine == "sql-file" else None
-            runs.append(import_scan_file(source, zone=zone, name=path.name, path=on_disk))
+            runs.append(import_scan_file(source, zone=zone, vantage=point, name=path.name, path=on_disk))
     return runs
 
 
@@ -190,6 +233,11 @@ def test_semantics_table(row: Row, engine):
     for address, status in row.hosts.items():
         assert Host.objects.get(address=address).status == status
     assert {key for key, service in services.items() if service.stale} == set(row.stale)
+    views = {
+        (view.host.address, view.port, view.vantage.name): view.state + (" stale" if view.stale else "")
+        for view in PortView.objects.select_related("host", "vantage")
+    }
+    assert views == row.views
 
 
 def test_a_port_that_keeps_toggling_is_marked_flapping(engine, settings):

@@ -178,7 +178,7 @@ def target(office):
 
 def test_a_target_is_scanned_from_its_zones_home_unless_vantage_points_are_chosen(target, office, monkeypatch):
     sent = []
-    monkeypatch.setattr(queueing, "send_on_commit", lambda queue, ids: sent.append(queue))
+    monkeypatch.setattr(queueing, "send_on_commit", lambda run, ids: sent.append(run.queue))
     runs = services.start_runs(target)
     assert [run.vantage.name for run in runs] == [Zone.default().home_vantage.name]
 
@@ -190,7 +190,7 @@ def test_a_target_is_scanned_from_its_zones_home_unless_vantage_points_are_chose
 
 
 def test_a_schedule_slot_starts_one_run_per_vantage_point_and_never_two(target, office, dmz, monkeypatch):
-    monkeypatch.setattr(queueing, "send_on_commit", lambda queue, ids: None)
+    monkeypatch.setattr(queueing, "send_on_commit", lambda run, ids: None)
     target.vantage_points.set([office, dmz])
     started = services.enqueue_due_runs()
     assert sorted(run.vantage.name for run in started) == ["dmz", "office-lan"]

@@ -36,9 +36,12 @@ from scans.nmap_xml import HostListedTwice, NmapRunInfo, NmapXmlReader
 from scans.scanfiles import ScanFile, merged_hosts, open_scan_file
 
 
-def import_scan_file(source: BinaryIO, *, zone, requested_by=None, name: str = "", path: str | None = None) -> ScanRun:
+def import_scan_file(
+    source: BinaryIO, *, zone, vantage=None, requested_by=None, name: str = "", path: str | None = None
+) -> ScanRun:
     """Ingest ``source`` (a seekable binary file, at ``path`` if it is on disk)
-    into ``zone``; raise NmapXmlError if it is bad."""
+    into ``zone``, as seen from ``vantage`` (default: the zone's home, the
+    inventory's view); raise NmapXmlError if it is bad."""
     scan_file = open_scan_file(source)
     merged = None
     if scan_file.is_masscan:
@@ -51,6 +54,7 @@ def import_scan_file(source: BinaryIO, *, zone, requested_by=None, name: str = "
     with transaction.atomic():
         run = ScanRun.objects.create(
             zone=zone,
+            vantage=vantage,
             trigger=Trigger.IMPORT,
             scanner=Scanner.MASSCAN if scan_file.is_masscan else Scanner.NMAP,
             status=RunStatus.RUNNING,
@@ -89,7 +93,7 @@ def import_scan_file(source: BinaryIO, *, zone, requested_by=None, name: str = "
             object_repr=run.targets,
             summary=(
                 f"{scan_file.label}: {summary.hosts_seen} host(s), {summary.total_changes} change(s), "
-                f"into zone {zone.name}."
+                f"into zone {zone.name}{'' if run.from_home else f', as seen from {run.vantage}'}."
             ),
         )
     return run

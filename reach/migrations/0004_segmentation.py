@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('inventory', '0016_queue_and_risk_indexes_with_id'),
-        ('reach', '0002_zone_homes'),
+        ('reach', '0003_remote_scanners'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
