@@ -5,8 +5,6 @@ through ``reach.segmentation.save_rule``, so the audit trail and the
 re-evaluation of what a rule governs are the page's.
 """
 
-from django.db.models import Count, OuterRef, Subquery, Value
-from django.db.models.functions import Coalesce
 from rest_framework import mixins, serializers, viewsets
 
 from inventory.api import HostRefSerializer, named_filter
@@ -52,7 +50,10 @@ class SegmentationRuleSerializer(FormSerializer):
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
     label = serializers.CharField(source="__str__", read_only=True)
     violations = serializers.IntegerField(
-        source="violation_count", read_only=True, default=0, help_text="Its current violations."
+        source="violation_count",
+        read_only=True,
+        default=0,
+        help_text=f"Its current violations, counted up to {segmentation.COUNT_CAP + 1:,} (that many: more).",
     )
     created_by = serializers.CharField(source="created_by.username", read_only=True, default=None, allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
@@ -65,7 +66,7 @@ class SegmentationRuleSerializer(FormSerializer):
         data["host_address"] = rule.host.address if rule.host_id else ""
         data["host_zone"] = rule.host.zone.name if rule.host_id else None
         if not hasattr(rule, "violation_count"):  # just saved: not from the annotated list
-            data["violations"] = rule.violations.count()
+            data["violations"] = rule.violations.all()[: segmentation.COUNT_CAP + 1].count()
         return data
 
     def save_form(self):
@@ -88,17 +89,10 @@ class SegmentationRuleViewSet(RoleMixin, viewsets.ModelViewSet):
     lookup_url_kwarg = "id"
 
     def get_queryset(self):
-        counts = (
-            SegmentationViolation.objects.filter(rule=OuterRef("pk"))
-            .order_by()
-            .values("rule")
-            .annotate(n=Count("pk"))
-            .values("n")
-        )
         return (
             SegmentationRule.objects.select_related("zone", "tag", "host__zone", "created_by")
             .prefetch_related("vantage_points")
-            .annotate(violation_count=Coalesce(Subquery(counts), Value(0)))
+            .annotate(violation_count=segmentation.ViolationCount())
         )
 
     def perform_destroy(self, rule):

@@ -51,14 +51,11 @@ class SegmentationRuleListView(RoleRequiredMixin, View):
     template_name = "reach/segmentation/rule_list.html"
 
     def get(self, request):
-        filterset = SegmentationRuleFilter(request.GET, queryset=rules_with_scope(), request=request)
-        rules = filterset.qs if filterset.is_valid() else rules_with_scope().none()
+        rules = rules_with_scope().annotate(violation_count=segmentation.ViolationCount())
+        filterset = SegmentationRuleFilter(request.GET, queryset=rules, request=request)
+        rules = filterset.qs if filterset.is_valid() else rules.none()
         page = paging.page_for(request, rules, self.paginate_by)
-        counts = segmentation.violation_counts(page.object_list)
-        for rule in page.object_list:
-            rule.violation_count = counts.get(rule.pk, 0)
-        total = SegmentationViolation.objects.count()
-        context = {"filter": filterset, "page": page, "now": timezone.now(), "violation_total": total}
+        context = {"filter": filterset, "page": page, "now": timezone.now(), "cap": segmentation.COUNT_CAP}
         return render(request, self.template_name, context)
 
 
@@ -74,7 +71,8 @@ class SegmentationRuleDetailView(RoleRequiredMixin, DetailView):
         context = super().get_context_data(**kwargs)
         violations = violations_shown().filter(rule=self.object)
         context["violations"] = violations[:RULE_PAGE_VIOLATIONS]
-        context["violation_count"] = violations.count()
+        context["violation_count"] = violations[: segmentation.COUNT_CAP + 1].count()
+        context["cap"] = segmentation.COUNT_CAP
         context["history"] = AuditEntry.objects.filter(
             object_type=SegmentationRule._meta.label_lower, object_id=str(self.object.pk)
         )

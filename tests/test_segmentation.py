@@ -9,6 +9,7 @@ After each test, a reconciliation of every exposure records nothing: the
 violations table was exact (``assert_exact``).
 """
 
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -383,3 +384,77 @@ def test_violations_end_with_their_vantage_points_view_only(dc1, office, app):
     run = look(app, {DB1: {POSTGRES: "closed"}}, zone=dc1)
     assert seg_changes(run) == {(K.SEGMENTATION_KEPT, DB1, POSTGRES, "dc1-app")}
     assert violations() == {(DB1, POSTGRES, "office-lan", rule.pk)}
+
+
+def test_the_set_based_verdict_is_the_python_one_on_random_rules(dc1, home, office, app):
+    """Every exposure of a small random world: the SQL winner (one MAX over packed ranks) is
+    ``governing()``'s winner, found in Python by sorting the rules that speak."""
+    import random
+
+    from reach.models import PortView
+
+    randomly = random.Random(20261206)
+    dc2 = Zone.objects.create(name="dc2")
+    vantages = [home, office, app, dc2.home_vantage]
+    tags = [Tag.objects.create(name=name) for name in ("db", "web")]
+    now = timezone.now()
+    hosts = []
+    for n in range(6):
+        zone = dc1 if n % 2 else dc2
+        host = Host.objects.create(
+            zone=zone, address=f"198.18.{46 + n % 2}.{n + 1}", first_seen=now, last_seen=now, last_scanned=now
+        )
+        for tag in tags:
+            if randomly.random() < 0.5:
+                HostTag.objects.create(host=host, tag=tag)
+        hosts.append(host)
+    ports = [22, 443, 5432, 6379]
+    for host in hosts:
+        for port in ports:
+            for vantage in vantages:
+                PortView.objects.create(
+                    host=host, vantage=vantage, protocol="tcp", port=port, state="open",
+                    first_seen=now, last_seen=now, last_changed=now,
+                )  # fmt: skip
+    for _ in range(40):
+        scope = randomly.choice(list(RuleScope))
+        fields = {
+            RuleScope.GLOBAL: {},
+            RuleScope.ZONE: {"zone": randomly.choice([dc1, dc2])},
+            RuleScope.TAG: {"tag": randomly.choice(tags)},
+            RuleScope.CIDR: {"cidr": randomly.choice(["198.18.46.0/24", "198.18.0.0/15", "198.18.47.4/32"])},
+            RuleScope.HOST: {"host": randomly.choice(hosts)},
+        }[scope]
+        start = randomly.choice([1, 22, 443, 5000])
+        end = randomly.choice([port for port in (22, 443, 5432, 6379, 65535) if port >= start])
+        rule = SegmentationRule.objects.create(
+            mode=randomly.choice(list(Mode)),
+            scope=scope,
+            protocol=randomly.choice(["tcp", "any", "udp"]),
+            port_start=start,
+            port_end=end,
+            justification="random",
+            expires_at=randomly.choice([None, None, now - timedelta(days=1), now + timedelta(days=1)]),
+            **fields,
+        )
+        rule.vantage_points.set(randomly.sample(vantages, randomly.randint(1, 3)))
+    judged = PortView.objects.annotate(rule_verdict=segmentation.verdict(now, vantage="vantage_id")).select_related(
+        "host", "vantage"
+    )
+    outcomes = Counter()
+    for exposure in judged:
+        speaking = segmentation.governing(exposure.host, "tcp", exposure.port, exposure.vantage, now)
+        if not speaking:
+            expected = None
+        else:
+            winner = speaking[0]
+            listed = exposure.vantage in winner.vantage_points.all()
+            forbids = winner.mode == Mode.DENY or (winner.mode == Mode.ONLY and not listed)
+            expected = winner.pk if forbids else 0
+        assert exposure.rule_verdict == expected, (exposure, speaking)
+        outcomes["none" if expected is None else "forbidden" if expected else "allowed"] += 1
+    # The world is varied enough to mean something.
+    assert min(outcomes.values()) >= 10, outcomes
+    # And the table follows: one violation per forbidden exposure.
+    with transaction.atomic():
+        assert segmentation.reconcile(Q()).violated == outcomes["forbidden"] == SegmentationViolation.objects.count()

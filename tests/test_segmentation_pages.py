@@ -68,7 +68,7 @@ def test_an_admin_writes_a_rule_and_its_violations_follow(client, admin, office)
     assert (update.before["cidr"], update.after["cidr"]) == ("198.18.42.1/32", "198.18.42.0/24")
 
     listing = client.get(reverse("segmentation-rule-list")).content.decode()
-    assert "2 violations now" in listing and "5432/tcp" in listing
+    assert f'?rule={rule.public_id}">2</a>' in listing and "5432/tcp" in listing
 
     # Removed: its violations end, each recorded as kept.
     response = client.post(reverse("segmentation-rule-delete", args=[rule.public_id]))
@@ -206,3 +206,18 @@ def test_a_zone_rule_names_its_zone_and_the_pages_link_the_violations(client, ad
     assert rule.scope_label == "zone dc1"
     listing = client.get(reverse("segmentation-rule-list")).content.decode()
     assert f"?rule={rule.public_id}" in listing
+
+
+def test_violation_counts_stop_at_the_cap(client, viewer, office, monkeypatch):
+    from reach import segmentation
+
+    monkeypatch.setattr(segmentation, "COUNT_CAP", 1)
+    client.force_login(viewer)
+    rule = SegmentationRule.objects.create(
+        scope="global", protocol="tcp", port_start=22, port_end=22, mode="deny", justification="x"
+    )
+    rule.vantage_points.set([office])
+    scan(office, {A: {22: "open"}, B: {22: "open"}}, probed=ALL_PORTS)
+    assert rule.violations.count() == 2
+    assert f'?rule={rule.public_id}">1+</a>' in client.get(reverse("segmentation-rule-list")).content.decode()
+    assert "Its violations (1+)" in client.get(rule.get_absolute_url()).content.decode()
