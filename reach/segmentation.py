@@ -401,7 +401,7 @@ def _record(kind: str, *, run: ScanRun | None, chunk: ScanChunk | None, now: dat
             "protocol",
             "port",
             "vantage_id",
-            JSONObject(rule=UuidText("rule__public_id"), mode=F("rule__mode")),
+            JSONObject(rule=UuidText("rule__public_id"), mode=F("rule__mode"), vantage=F("vantage__name")),
         )
         .order_by()
     )

@@ -125,7 +125,8 @@ def test_a_db_port_open_from_office_lan_is_a_violation_and_its_end_is_kept(dc1, 
     assert violations() == {(DB1, POSTGRES, "office-lan", postgres_rule.pk)}
     assert seg_changes(run) == {(K.SEGMENTATION_VIOLATED, DB1, POSTGRES, "office-lan")}
     change = Change.objects.get(kind=K.SEGMENTATION_VIOLATED)
-    assert change.after == {"rule": str(postgres_rule.public_id), "mode": "only"} and change.before is None
+    expected = {"rule": str(postgres_rule.public_id), "mode": "only", "vantage": "office-lan"}
+    assert change.after == expected and change.before is None
     # The built-in alert rule selects it.
     builtin = AlertRule.objects.get(name="Segmentation violated", built_in=True)
     assert Change.objects.filter(rule_condition(builtin)).get() == change
@@ -135,7 +136,7 @@ def test_a_db_port_open_from_office_lan_is_a_violation_and_its_end_is_kept(dc1, 
     assert violations() == set()
     assert seg_changes(later) == {(K.SEGMENTATION_KEPT, DB1, POSTGRES, "office-lan")}
     kept = Change.objects.get(kind=K.SEGMENTATION_KEPT)
-    assert kept.before == {"rule": str(postgres_rule.public_id), "mode": "only"} and kept.after is None
+    assert kept.before == expected and kept.after is None
     assert not Change.objects.filter(rule_condition(builtin), pk=kept.pk).exists()
 
 

@@ -76,6 +76,9 @@ def test_an_admin_writes_a_rule_and_its_violations_follow(client, admin, office)
     assert not SegmentationViolation.objects.exists()
     assert Change.objects.filter(kind="segmentation_kept").count() == 2
     assert AuditEntry.objects.filter(action="segmentation.delete").exists()
+    # The changes feed says which rule mode and from where; a rule's changes have no run.
+    feed = client.get(reverse("change-list"), {"kind": "segmentation_kept"}).content.decode()
+    assert '<span class="badge">deny</span> from office-lan' in feed and "a rule" in feed
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,9 @@ def change_state(state):
     """
     if not state:
         return mark_safe('<span class="muted">–</span>')
+    if state.get("mode") and state.get("vantage"):
+        # A segmentation change (reach.segmentation): the rule's mode and the vantage point.
+        return format_html('<span class="badge">{}</span> from {}', state["mode"], state["vantage"])
     parts = []
     for key in ("state", "status"):
         if state.get(key):
