@@ -260,6 +260,20 @@ def test_a_rule_saved_already_expired_governs_nothing(dc1, office):
     assert segmentation.expire() == 0
 
 
+def test_beat_applies_expiries_every_minute(dc1, office, settings):
+    from portwatch.celery import app
+    from reach.tasks import expire_segmentation_rules
+
+    entry = settings.CELERY_BEAT_SCHEDULE["reach-segmentation-expiry"]
+    assert entry["task"] in app.tasks and entry["schedule"] == 60
+    rule = make_rule(Mode.DENY, [office], ports=POSTGRES, scope=RuleScope.ZONE, zone=dc1)
+    look(office, {DB1: {POSTGRES: "open"}}, zone=dc1)
+    # The clock reaches the rule's expiry (an update: a save would apply it itself).
+    SegmentationRule.objects.filter(pk=rule.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    expire_segmentation_rules.apply()
+    assert violations() == set() and SegmentationRule.objects.get(pk=rule.pk).lapsed
+
+
 def test_expiry_of_an_exception_lets_the_broader_rule_forbid_again(dc1, office):
     deny = make_rule(Mode.DENY, [office], ports=(1, 65535), scope=RuleScope.ZONE, zone=dc1)
     allow = make_rule(Mode.ALLOW, [office], ports=443, scope=RuleScope.ZONE, zone=dc1)
