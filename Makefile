@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run demo test test-sqlite lint format ensure-nmap ensure-chromium ensure-ndiff ensure-wrk clean bench-pipeline bench-ingest bench-pages bench-alerts bench-load
+.PHONY: run demo test test-sqlite lint format ensure-nmap ensure-chromium ensure-ndiff ensure-wrk clean bench-pipeline bench-ingest bench-pages bench-alerts bench-segmentation bench-load
 
 # --- set-up ---------------------------------------------------------------------
 
@@ -100,6 +100,9 @@ bench-pages: $(VENV)/.dev
 
 bench-alerts: $(VENV)/.dev
 	python -m tests.stack python -m bench.alerts $(BENCH_ARGS)
+
+bench-segmentation: $(VENV)/.dev
+	python -m tests.stack python -m bench.segmentation $(BENCH_ARGS)
 
 ensure-wrk:
 	$(call ensure,wrk,wrk,the load generator of bench-load)

@@ -103,7 +103,7 @@ class AlertRuleSerializer(FormSerializer):
     """Which changes alert, and on which channels. Empty lists mean any."""
 
     form_class = AlertRuleForm
-    name_fields = {"zone": "name", "channels": "public_id"}
+    name_fields = {"zone": "name", "channels": "public_id", "vantage_points": "name"}
 
     id = serializers.IntegerField(read_only=True)
     name = serializers.CharField(max_length=100)
@@ -114,6 +114,15 @@ class AlertRuleSerializer(FormSerializer):
     zone = serializers.CharField(required=False, allow_blank=True, allow_null=True, help_text="Zone name.")
     tag = serializers.CharField(required=False, allow_blank=True, allow_null=True, help_text="Tag name.")
     cidr = serializers.CharField(required=False, allow_blank=True, help_text="Only hosts in this network.")
+    vantage_points = RelatedIdsField(
+        key="name",
+        child=serializers.CharField(max_length=63),
+        required=False,
+        help_text="Names of vantage points: only changes seen from them. Empty: from anywhere (see home_only).",
+    )
+    home_only = serializers.BooleanField(
+        default=False, help_text="Only changes the zone's own scanners saw (with vantage_points, if any)."
+    )
     channels = RelatedIdsField(key="public_id", child=serializers.UUIDField(), required=False, help_text="Channel ids.")
     built_in = serializers.BooleanField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
@@ -133,7 +142,7 @@ class AlertRuleViewSet(RoleMixin, viewsets.ModelViewSet):
     lookup_value_regex = r"[0-9]+"
 
     def get_queryset(self):
-        return AlertRule.objects.select_related("zone", "tag").prefetch_related("channels")
+        return AlertRule.objects.select_related("zone", "tag").prefetch_related("channels", "vantage_points")
 
     def perform_destroy(self, rule):
         with transaction.atomic():

@@ -14,6 +14,7 @@ from alerts.models import AlertRule, Channel, Mute
 from alerts.transports import TransportError, check_apprise_url, parse_recipients
 from inventory.choices import NO_RISK, PolicyStatus, Severity
 from inventory.models import Host, Tag, Zone
+from reach.models import VantagePoint
 from scans.choices import ChangeKind
 
 MAX_RECIPIENTS = 20
@@ -171,10 +172,29 @@ class AlertRuleForm(forms.ModelForm):
     channels = forms.ModelMultipleChoiceField(
         queryset=Channel.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
     )
+    vantage_points = forms.ModelMultipleChoiceField(
+        queryset=VantagePoint.objects.all(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Seen from",
+        help_text=AlertRule._meta.get_field("vantage_points").help_text,
+    )
 
     class Meta:
         model = AlertRule
-        fields = ["name", "enabled", "kinds", "policy_statuses", "min_risk", "zone", "tag", "cidr", "channels"]
+        fields = [
+            "name",
+            "enabled",
+            "kinds",
+            "policy_statuses",
+            "min_risk",
+            "zone",
+            "tag",
+            "cidr",
+            "vantage_points",
+            "home_only",
+            "channels",
+        ]
         help_texts = {"zone": "Only hosts of this zone.", "cidr": "Only hosts in this network, e.g. 10.1.0.0/16."}
 
     def clean_cidr(self):

@@ -18,7 +18,7 @@ from alerts.models import Notification
 from alerts.templatetags.alert_text import plain
 from inventory.choices import NO_RISK, Severity
 from inventory.models import Service
-from scans.choices import HOST_CHANGE_KINDS
+from scans.choices import HOST_CHANGE_KINDS, SEGMENTATION_KINDS
 
 
 def absolute(path: str) -> str:
@@ -45,6 +45,10 @@ class Line:
     risk: int
     run_id: str
     url: str  # the review page of the port, or the host page
+    # Where it was seen from (None: before vantage points); named in the text
+    # when it is not the zone's home, or when it is a segmentation change.
+    vantage: str | None = None
+    elsewhere: bool = False
 
     @property
     def risk_label(self) -> str:
@@ -69,7 +73,8 @@ class Line:
             "flapping": self.flapping,
             "policy_status": self.policy_status or None,
             "risk": self.risk_label or None,
-            "run": self.run_id,
+            "run": self.run_id or None,
+            "vantage": self.vantage,
             "url": self.url,
         }
 
@@ -105,7 +110,8 @@ class Message:
             line = self.lines[0]
             where = f"{line.address} {line.port}/{line.protocol}" if line.port is not None else line.address
             status = f" ({line.policy_status})" if line.policy_status else ""
-            return f"[PortWatch] {prefix}{where} {line.kind_label}{status}"
+            seen = f" from {line.vantage}" if line.elsewhere else ""
+            return f"[PortWatch] {prefix}{where} {line.kind_label}{seen}{status}"
         hosts = len({line.address for line in self.lines})
         on = f" on {hosts} host{'s' if hosts != 1 else ''}" if not self.more else ""
         return f"[PortWatch] {prefix}{self.total} changes{on}"
@@ -132,7 +138,7 @@ class Message:
 
 def build(notification: Notification) -> Message:
     """Read the notification's changes (the first ALERT_MAX_CHANGES_PER_MESSAGE) into lines."""
-    items = notification.items.select_related("change__host__zone", "change__run").order_by(
+    items = notification.items.select_related("change__host__zone", "change__run", "change__vantage").order_by(
         "change__host__address", "change__protocol", "change__port", "change_id"
     )
     total = items.count()
@@ -173,8 +179,11 @@ def build(notification: Notification) -> Message:
                 flapping=change.flapping,
                 policy_status=status or "",
                 risk=risk if risk is not None else NO_RISK,
-                run_id=str(change.run.public_id),
+                run_id=str(change.run.public_id) if change.run is not None else "",
                 url=absolute(url),
+                vantage=change.vantage.name if change.vantage_id else None,
+                elsewhere=change.vantage_id is not None
+                and (change.vantage.home_of_id != host.zone_id or change.kind in SEGMENTATION_KINDS),
             )
         )
     return Message(notification, lines, total)

@@ -91,7 +91,8 @@ class AlertRule(models.Model):
     NO_RISK means any risk. Policy status and risk are read from the port's
     Service row as the ingest left it (so a rule can say "unreviewed port
     opened"); host-level changes have no policy status and only match rules
-    that do not ask for one.
+    that do not ask for one. A change carries the vantage point it was seen
+    from; a rule may ask for some (``vantage_points``, ``home_only``).
     """
 
     name = models.CharField(max_length=100, unique=True)
@@ -102,6 +103,21 @@ class AlertRule(models.Model):
     zone = models.ForeignKey(Zone, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     tag = models.ForeignKey(Tag, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     cidr = models.CharField("network", max_length=50, blank=True)
+    # Where the change was seen from (DESIGN.md, "Views of a port"): the
+    # vantage points chosen, and with ``home_only`` the zone's home (what the
+    # inventory itself sees). Neither: from anywhere.
+    vantage_points = models.ManyToManyField(
+        "reach.VantagePoint",
+        blank=True,
+        related_name="alert_rules",
+        help_text="Only changes seen from these vantage points. None chosen: from anywhere (or see below).",
+    )
+    home_only = models.BooleanField(
+        default=False,
+        verbose_name="Seen from the zone's home",
+        help_text="Only changes the zone's own scanners saw (with the vantage points chosen above, if any): "
+        "a host unreachable from elsewhere is usually good news.",
+    )
     channels = models.ManyToManyField(Channel, blank=True, related_name="rules")
     # Created by a data migration: the defaults a new installation starts with.
     built_in = models.BooleanField(default=False, editable=False)

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -42,9 +42,12 @@ logger = logging.getLogger(__name__)
 
 
 @receiver(changes_recorded, dispatch_uid="alerts.outbox")
-def on_changes_recorded(sender, run, changes: QuerySet, **kwargs) -> None:
+def on_changes_recorded(sender, run, changes: QuerySet, key: str = "", **kwargs) -> None:
+    """A scan's changes are keyed by chunk (or run); changes a rule made (no run) bring their own key."""
     chunk_id = changes.values_list("chunk_id", flat=True).first()
-    write(changes, key=f"chunk-{chunk_id}" if chunk_id else f"run-{run.pk}", chunk_id=chunk_id)
+    if not key:
+        key = f"chunk-{chunk_id}" if chunk_id else f"run-{run.pk}"
+    write(changes, key=key, chunk_id=chunk_id)
 
 
 def write(changes: QuerySet, *, key: str, chunk_id: int | None = None, now: datetime | None = None) -> list[int]:
@@ -53,7 +56,7 @@ def write(changes: QuerySet, *, key: str, chunk_id: int | None = None, now: date
     channels = (
         Channel.objects.filter(enabled=True, rules__enabled=True)
         .distinct()
-        .prefetch_related("rules__zone", "rules__tag")
+        .prefetch_related("rules__zone", "rules__tag", "rules__vantage_points")
     )
     channels = list(channels)
     if not channels:
@@ -117,6 +120,21 @@ def rule_condition(rule: AlertRule) -> Q:
             kind__in=HOST_CHANGE_KINDS, host__risk__gte=rule.min_risk
         )
     condition &= _scope_condition(zone=rule.zone_id, tag=rule.tag_id, cidr=rule.cidr)
+    condition &= vantage_condition(rule)
+    return condition
+
+
+def vantage_condition(rule: AlertRule) -> Q:
+    """Changes seen from where ``rule`` asks: its vantage points, or the zone's home; anywhere if it asks neither.
+
+    A change recorded before vantage points existed (none) was the home's.
+    """
+    chosen = [vantage.pk for vantage in rule.vantage_points.all()]
+    if not chosen and not rule.home_only:
+        return Q()
+    condition = Q(vantage_id__in=chosen) if chosen else Q(pk__in=[])
+    if rule.home_only:
+        condition |= Q(vantage__isnull=True) | Q(vantage__home_of_id=F("host__zone_id"))
     return condition
 
 

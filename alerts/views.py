@@ -195,7 +195,7 @@ class AlertRuleListView(RoleRequiredMixin, ListView):
     template_name = "alerts/rule_list.html"
 
     def get_queryset(self):
-        return AlertRule.objects.select_related("zone", "tag").prefetch_related("channels")
+        return AlertRule.objects.select_related("zone", "tag").prefetch_related("channels", "vantage_points")
 
 
 class AlertRuleCreateView(audit.AuditedFormMixin, RoleRequiredMixin, CreateView):

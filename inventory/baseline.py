@@ -1,9 +1,11 @@
-"""Baseline as code: the port rules as YAML, to keep in git and review like code.
+"""Baseline as code: the port rules (and the segmentation rules) as YAML, to keep in git and review like code.
 
 ``export_baseline`` writes every rule in a stable order with stable ids;
 ``import_baseline`` makes the rules exactly what the file says (rules are
 matched by id: new ones created, changed ones updated, missing ones removed
 unless ``keep_missing``). Exporting what was imported gives the same bytes.
+Segmentation rules are listed under ``segmentation`` (``reach.segmentation_baseline``);
+a file without that key leaves them alone.
 
 The whole file is checked before anything is written: one bad rule and the
 import stops with every problem listed, having changed nothing. Each rule
@@ -14,6 +16,7 @@ same transaction.
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import yaml
 from django.core.exceptions import ValidationError
@@ -21,13 +24,18 @@ from django.db import transaction
 
 from inventory import audit, policy
 from inventory.choices import RULE_PROTOCOL_CHOICES, SCOPE_RANK, Decision, RuleScope
-from inventory.models import Host, PortRule, Tag, Zone
+from inventory.models import Host, PortRule, ScopedRule, Tag, Zone
+
+if TYPE_CHECKING:
+    from reach.segmentation_baseline import Counts
 
 VERSION = 1
 HEADER = (
-    "# PortWatch baseline: the port rules. Review changes to it like code, then apply it with\n"
+    "# PortWatch baseline: the port rules and the segmentation rules. Review changes to it like code,\n"
+    "# then apply it with\n"
     "#   python3 manage.py import_baseline FILE\n"
     "# scope is one of: global, zone, tag, cidr, host; ports is a port or a range such as 8000-8100.\n"
+    "# A segmentation rule's mode is deny, only or allow, about its vantage_points (names).\n"
 )
 RULE_KEYS = {"id", "decision", "scope", "zone", "tag", "cidr", "host", "protocol", "ports", "justification"}
 OPTIONAL_KEYS = {"owner", "ticket", "expires"}
@@ -44,14 +52,25 @@ class BaselineError(Exception):
 
 
 def export_text() -> str:
+    from reach import segmentation_baseline  # noqa: PLC0415 - reach builds on inventory
+
     rules = PortRule.objects.select_related("zone", "tag", "host__zone")
-    entries = sorted((_entry(rule) for rule in rules), key=_sort_key)
+    entries = sorted((_entry(rule) for rule in rules), key=sort_key)
     document = {"version": VERSION, "rules": entries}
+    # Only when there are any: without segmentation rules the file is what it was before they existed.
+    segmentation_entries = segmentation_baseline.export_entries()
+    if segmentation_entries:
+        document[segmentation_baseline.KEY] = segmentation_entries
     return HEADER + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
 
 
 def _entry(rule: PortRule) -> dict:
-    entry: dict = {"id": str(rule.public_id), "decision": rule.decision, "scope": rule.scope}
+    return scoped_entry(rule, {"id": str(rule.public_id), "decision": rule.decision})
+
+
+def scoped_entry(rule: ScopedRule, entry: dict) -> dict:
+    """``entry`` (the rule's own keys) followed by what every rule scoped like a port rule has."""
+    entry["scope"] = rule.scope
     if rule.scope == RuleScope.ZONE:
         entry["zone"] = rule.zone.name
     elif rule.scope == RuleScope.TAG:
@@ -72,7 +91,7 @@ def _entry(rule: PortRule) -> dict:
     return entry
 
 
-def _sort_key(entry: dict) -> tuple:
+def sort_key(entry: dict) -> tuple:
     where = entry.get("zone") or entry.get("tag") or entry.get("cidr") or ""
     if "host" in entry:
         where = f"{entry['host']['zone']}/{entry['host']['address']}"
@@ -90,6 +109,8 @@ class ImportResult:
     removed: int = 0
     unchanged: int = 0
     problems: list[str] = field(default_factory=list)
+    # Counts of the segmentation rules; None: the file does not list them (they were left alone).
+    segmentation: "Counts | None" = None
 
 
 def import_text(text: str, *, actor=None, keep_missing: bool = False, dry_run: bool = False) -> ImportResult:
@@ -104,6 +125,9 @@ def import_text(text: str, *, actor=None, keep_missing: bool = False, dry_run: b
         or not isinstance(document.get("rules"), list)
     ):
         raise BaselineError([f"Expected a mapping with 'version: {VERSION}' and a 'rules' list."])
+    unknown = set(document) - {"version", "rules", "segmentation"}
+    if unknown:
+        raise BaselineError([f"Unknown top-level keys: {', '.join(sorted(map(str, unknown)))}."])
     entries = document["rules"]
     if len(entries) > MAX_RULES:
         raise BaselineError([f"At most {MAX_RULES} rules per file."])
@@ -121,6 +145,12 @@ def import_text(text: str, *, actor=None, keep_missing: bool = False, dry_run: b
             continue
         seen_ids.add(rule.public_id)
         wanted.append(rule)
+    from reach import segmentation_baseline  # noqa: PLC0415 - reach builds on inventory
+
+    segmentation_wanted = None
+    if segmentation_baseline.KEY in document:
+        segmentation_wanted, more = segmentation_baseline.read(document[segmentation_baseline.KEY])
+        problems.extend(more)
     if problems:
         raise BaselineError(problems)
 
@@ -130,7 +160,7 @@ def import_text(text: str, *, actor=None, keep_missing: bool = False, dry_run: b
         touched: list[PortRule] = []
         for rule in wanted:
             if rule.tag is not None and rule.tag.pk is None:
-                rule.tag = Tag.objects.get_or_create(name=rule.tag.name)[0]
+                rule.tag = _tag_named(rule.tag.name)
             old = existing.get(rule.public_id)
             if old is None:
                 rule.created_by = actor if getattr(actor, "pk", None) else None
@@ -159,6 +189,10 @@ def import_text(text: str, *, actor=None, keep_missing: bool = False, dry_run: b
                     touched.append(old)
         if touched:
             policy.rule_changed(*touched)
+        if segmentation_wanted is not None:
+            result.segmentation = segmentation_baseline.apply(
+                segmentation_wanted, actor=actor, keep_missing=keep_missing, get_tag=_tag_named
+            )
         audit.record(
             actor,
             "baseline.import",
@@ -166,11 +200,17 @@ def import_text(text: str, *, actor=None, keep_missing: bool = False, dry_run: b
             summary=(
                 f"{result.created} created, {result.updated} updated, {result.removed} removed, "
                 f"{result.unchanged} unchanged."
+                + (f" Segmentation rules: {result.segmentation}." if result.segmentation else "")
             ),
         )
         if dry_run:
             transaction.set_rollback(True)
     return result
+
+
+def _tag_named(name: str) -> Tag:
+    """A tag a rule of the file names, created when the file is applied (not while it is checked)."""
+    return Tag.objects.get_or_create(name=name)[0]
 
 
 def _rule_from(entry) -> PortRule:
@@ -186,26 +226,28 @@ def _rule_from(entry) -> PortRule:
         public_id = uuid.UUID(str(entry["id"]))
     except ValueError:
         raise ValidationError(f"'id' {str(entry['id'])[:40]!r} is not a UUID.") from None
-    decision, scope, protocol = (str(entry[key]) for key in ("decision", "scope", "protocol"))
+    decision = str(entry["decision"])
     if decision not in Decision.values:
         raise ValidationError(f"'decision' must be one of {', '.join(Decision.values)}.")
+    rule = PortRule(public_id=public_id, decision=decision)
+    read_scoped(entry, rule)
+    return rule
+
+
+def read_scoped(entry: dict, rule: ScopedRule) -> None:
+    """Fill ``rule`` with the scope, protocol, ports, justification, owner, ticket and expiry of
+    ``entry``; ValidationError with what is wrong. Checks the rule (``full_clean``) too."""
+    scope, protocol = (str(entry[key]) for key in ("scope", "protocol"))
     if scope not in RuleScope.values:
         raise ValidationError(f"'scope' must be one of {', '.join(RuleScope.values)}.")
     if protocol not in {value for value, _ in RULE_PROTOCOL_CHOICES}:
         raise ValidationError("'protocol' must be tcp, udp, sctp or any.")
-    start, end = _ports(entry["ports"])
-    rule = PortRule(
-        public_id=public_id,
-        decision=decision,
-        scope=scope,
-        protocol=protocol,
-        port_start=start,
-        port_end=end,
-        justification=str(entry["justification"]).strip(),
-        owner=str(entry.get("owner") or ""),
-        ticket=str(entry.get("ticket") or ""),
-        expires_at=_expiry(entry.get("expires")),
-    )
+    rule.scope, rule.protocol = scope, protocol
+    rule.port_start, rule.port_end = _ports(entry["ports"])
+    rule.justification = str(entry["justification"]).strip()
+    rule.owner = str(entry.get("owner") or "")
+    rule.ticket = str(entry.get("ticket") or "")
+    rule.expires_at = _expiry(entry.get("expires"))
     if not rule.justification:
         raise ValidationError("'justification' is empty: say why.")
     scope_keys = {"zone", "tag", "cidr", "host"} & set(entry)
@@ -236,7 +278,6 @@ def _rule_from(entry) -> PortRule:
     if rule.tag is not None and rule.tag.pk is None:
         exclude.append("tag")
     rule.full_clean(exclude=exclude, validate_unique=False)
-    return rule
 
 
 def _ports(value) -> tuple[int, int]:

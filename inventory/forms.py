@@ -99,36 +99,18 @@ class HostForm(forms.ModelForm):
         return cleaned
 
 
-class PortRuleForm(forms.ModelForm):
+class ScopedRuleForm(forms.ModelForm):
+    """What forms of rules scoped like port rules share: the scope's fields, the ports, a justification.
+
+    Subclasses name their model and fields in ``Meta`` (``PortRuleForm``, ``reach``'s segmentation rules).
+    """
+
     ticket = forms.URLField(
         required=False, max_length=500, assume_scheme="https", help_text="Link to the ticket or change request."
     )
     tag = forms.ModelChoiceField(queryset=Tag.objects.all(), required=False, to_field_name="name")
     host_address = forms.GenericIPAddressField(label="Host address", required=False, unpack_ipv4=True)
     host_zone = forms.ModelChoiceField(queryset=Zone.objects.all(), required=False, label="Host's zone")
-
-    class Meta:
-        model = PortRule
-        fields = [
-            "decision",
-            "scope",
-            "zone",
-            "tag",
-            "cidr",
-            "protocol",
-            "port_start",
-            "port_end",
-            "justification",
-            "owner",
-            "ticket",
-            "expires_at",
-        ]
-        labels = {"port_start": "First port", "port_end": "Last port"}
-        help_texts = {"port_end": "The same as the first port for a single port.", "zone": "For a zone scope."}
-        widgets = {
-            "justification": forms.Textarea(attrs={"rows": 3}),
-            "expires_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -174,6 +156,31 @@ class PortRuleForm(forms.ModelForm):
             else:
                 self.instance.host = host
         return cleaned
+
+
+class PortRuleForm(ScopedRuleForm):
+    class Meta:
+        model = PortRule
+        fields = [
+            "decision",
+            "scope",
+            "zone",
+            "tag",
+            "cidr",
+            "protocol",
+            "port_start",
+            "port_end",
+            "justification",
+            "owner",
+            "ticket",
+            "expires_at",
+        ]
+        labels = {"port_start": "First port", "port_end": "Last port"}
+        help_texts = {"port_end": "The same as the first port for a single port.", "zone": "For a zone scope."}
+        widgets = {
+            "justification": forms.Textarea(attrs={"rows": 3}),
+            "expires_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        }
 
 
 class AssignmentRuleForm(forms.ModelForm):

@@ -459,7 +459,41 @@ class AssignmentRule(models.Model):
         return f"{self.cidr} in {self.zone}" if self.zone_id else self.cidr
 
 
-class PortRule(models.Model):
+class ScopedRule:
+    """What rules scoped like port rules share (``PortRule``, ``reach.SegmentationRule``):
+    scope, zone, tag, cidr, host, protocol, port_start, port_end and expires_at."""
+
+    def clean(self):
+        if self.scope == RuleScope.CIDR:
+            try:
+                self.cidr = str(ipaddress.ip_network(self.cidr.strip(), strict=False))
+            except ValueError:
+                raise ValidationError({"cidr": f"{self.cidr[:60]!r} is not a network such as 10.1.0.0/16."}) from None
+        if self.port_start is not None and self.port_end is not None and self.port_start > self.port_end:
+            raise ValidationError({"port_end": "The last port comes before the first."})
+
+    @property
+    def ports_label(self) -> str:
+        ports = str(self.port_start) if self.port_start == self.port_end else f"{self.port_start}-{self.port_end}"
+        return f"{ports}/{self.protocol}"
+
+    @property
+    def scope_label(self) -> str:
+        if self.scope == RuleScope.ZONE:
+            return f"zone {self.zone}"
+        if self.scope == RuleScope.TAG:
+            return f"tag {self.tag}"
+        if self.scope == RuleScope.CIDR:
+            return f"network {self.cidr}"
+        if self.scope == RuleScope.HOST:
+            return f"host {self.host} ({self.host.zone})"
+        return "everywhere"
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+
+class PortRule(ScopedRule, models.Model):
     """A decision about a port, or range of ports, within a scope.
 
     Of the rules that match an open port, the most specific wins (see
@@ -533,37 +567,8 @@ class PortRule(models.Model):
     def get_absolute_url(self):
         return reverse("rule-detail", args=[self.public_id])
 
-    def clean(self):
-        if self.scope == RuleScope.CIDR:
-            try:
-                self.cidr = str(ipaddress.ip_network(self.cidr.strip(), strict=False))
-            except ValueError:
-                raise ValidationError({"cidr": f"{self.cidr[:60]!r} is not a network such as 10.1.0.0/16."}) from None
-        if self.port_start is not None and self.port_end is not None and self.port_start > self.port_end:
-            raise ValidationError({"port_end": "The last port comes before the first."})
 
-    @property
-    def ports_label(self) -> str:
-        ports = str(self.port_start) if self.port_start == self.port_end else f"{self.port_start}-{self.port_end}"
-        return f"{ports}/{self.protocol}"
-
-    @property
-    def scope_label(self) -> str:
-        if self.scope == RuleScope.ZONE:
-            return f"zone {self.zone}"
-        if self.scope == RuleScope.TAG:
-            return f"tag {self.tag}"
-        if self.scope == RuleScope.CIDR:
-            return f"network {self.cidr}"
-        if self.scope == RuleScope.HOST:
-            return f"host {self.host} ({self.host.zone})"
-        return "everywhere"
-
-    def is_expired(self, now=None) -> bool:
-        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
-
-
-def specificity_of(rule: PortRule) -> int:
+def specificity_of(rule: ScopedRule) -> int:
     """Scope rank, then prefix length (networks), then port-range narrowness,
     packed into one integer so that the database can order rules by it."""
     prefix = 0

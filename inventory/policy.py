@@ -19,7 +19,8 @@ the winning rule for any number of ports, on PostgreSQL and SQLite alike
   transaction, batch by batch (``scans.ingest.settle``);
 - saving or deleting a port rule re-evaluates the ports it could touch,
   before and after the edit (``rule_changed``);
-- a change of a host's tags or zone re-evaluates that host (``evaluate_hosts``);
+- a change of a host's tags or zone re-evaluates that host (``evaluate_hosts``),
+  and tells ``inventory.signals.hosts_rescoped`` (segmentation rules follow);
 - the scheduler's tick re-evaluates ports whose rule expired (``expire``).
 """
 
@@ -35,6 +36,7 @@ from django.utils import timezone
 from inventory.choices import ANY_PROTOCOL, NO_RISK, PolicyStatus, PortState, RuleScope
 from inventory.lookups import in_cidr
 from inventory.models import Host, HostTag, PortRule, RiskRule, Service
+from inventory.signals import hosts_rescoped
 
 
 def matching_rules(now: datetime) -> QuerySet:
@@ -117,9 +119,10 @@ def evaluate_pending(now: datetime | None = None) -> int:
 
 
 def evaluate_hosts(hosts: QuerySet, now: datetime | None = None) -> int:
-    """Re-evaluate every port of ``hosts`` (their tags, zone or address changed)."""
+    """Re-evaluate every port of ``hosts`` (their tags, zone or address changed); tell ``hosts_rescoped``."""
     count = evaluate(Service.objects.filter(host__in=hosts.values("pk")), now)
     refresh_hosts(hosts)
+    hosts_rescoped.send(sender=Host, hosts=hosts)
     return count
 
 

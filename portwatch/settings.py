@@ -407,6 +407,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    # Segmentation rules that expired: their reach falls to the next rules (reach.segmentation.expire).
+    "reach-segmentation-expiry": {
+        "task": "reach.tasks.expire_segmentation_rules",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
     # A tick that waited longer than one period is dropped: the next does its work.
     "scans-tick": {
         "task": "scans.tasks.tick",

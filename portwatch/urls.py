@@ -16,6 +16,7 @@ urlpatterns = [
     path("", include("scans.urls")),
     path("", include("alerts.urls")),
     path("", include("reach.urls")),
+    path("", include("reach.segmentation_urls")),
     path("api/", include("portwatch.api.urls", namespace="api")),
 ]
 

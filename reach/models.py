@@ -11,13 +11,17 @@ concluded about one vantage point's view from another's scan.
 """
 
 import secrets
+import uuid
 
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from inventory.choices import HostStatus, PortState, Protocol
-from inventory.models import Host, Zone
+from inventory.choices import RULE_PROTOCOL_CHOICES, HostStatus, PortState, Protocol, RuleScope
+from inventory.constants import PORT_MAX, PORT_MIN
+from inventory.models import Host, ScopedRule, Tag, Zone, specificity_of
+from reach.segmentation_choices import SegmentationMode
 
 # Queues of vantage points other than a zone's home ("scan.<zone>" stays the home's).
 VANTAGE_QUEUE_PREFIX = "scan-from."
@@ -149,3 +153,161 @@ class PortView(models.Model):
 
     def __str__(self):
         return f"{self.port}/{self.protocol} of {self.host_id} from {self.vantage_id}: {self.state}"
+
+
+class SegmentationRule(ScopedRule, models.Model):
+    """From where the ports of a scope may be reached (DESIGN.md, "Views of a port").
+
+    Scoped like a port rule (global, zone, tag, network, host; a protocol and
+    a port range). ``mode`` says what the listed vantage points are:
+    ``deny``, must not reach them; ``only``, nothing else may; ``allow``,
+    may, whatever a broader rule says (an exception to one).
+
+    Held per vantage point (``reach.segmentation``): a deny or allow rule
+    speaks about the vantage points it lists, an only rule about every one.
+    Of the unexpired rules that match an exposure's host, protocol and port
+    and speak about its vantage point, the most specific wins, in port rules'
+    order (``specificity_of``: host > network, longer prefix first > tag >
+    zone > everywhere, then the narrower port range); on a tie the rule that
+    forbids wins (the safe answer, as rejection does among port rules), then
+    the newest.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    scope = models.CharField(max_length=8, choices=RuleScope.choices)
+    zone = models.ForeignKey(Zone, null=True, blank=True, on_delete=models.PROTECT, related_name="segmentation_rules")
+    tag = models.ForeignKey(Tag, null=True, blank=True, on_delete=models.PROTECT, related_name="segmentation_rules")
+    cidr = models.CharField(max_length=64, blank=True, verbose_name="Network (CIDR)")
+    host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.CASCADE, related_name="segmentation_rules")
+    protocol = models.CharField(max_length=4, choices=RULE_PROTOCOL_CHOICES, default=Protocol.TCP)
+    port_start = models.PositiveIntegerField()
+    port_end = models.PositiveIntegerField()
+    mode = models.CharField(max_length=8, choices=SegmentationMode.choices)
+    vantage_points = models.ManyToManyField(
+        VantagePoint, through="SegmentationRuleVantage", related_name="segmentation_rules"
+    )
+    justification = models.TextField()
+    owner = models.CharField(max_length=150, blank=True, help_text="Who answers for this rule.")
+    ticket = models.URLField(max_length=500, blank=True, help_text="Link to the ticket or change request.")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never. An expired rule governs nothing.")
+    # Set once its expiry has been applied (reach.segmentation.expire), or
+    # when it was saved already expired; cleared when it is saved unexpired.
+    lapsed = models.BooleanField(default=False, editable=False)
+    # Derived on save (inventory.models.specificity_of): sorting by it picks the winner.
+    specificity = models.BigIntegerField(editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-specificity", "port_start", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(
+                    port_start__gte=PORT_MIN, port_end__lte=PORT_MAX, port_start__lte=models.F("port_end")
+                ),
+                name="segrule_port_range",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(scope=RuleScope.GLOBAL, zone__isnull=True, tag__isnull=True, host__isnull=True, cidr="")
+                    | models.Q(scope=RuleScope.ZONE, zone__isnull=False, tag__isnull=True, host__isnull=True, cidr="")
+                    | models.Q(scope=RuleScope.TAG, zone__isnull=True, tag__isnull=False, host__isnull=True, cidr="")
+                    | (
+                        models.Q(scope=RuleScope.CIDR, zone__isnull=True, tag__isnull=True, host__isnull=True)
+                        & ~models.Q(cidr="")
+                    )
+                    | models.Q(scope=RuleScope.HOST, zone__isnull=True, tag__isnull=True, host__isnull=False, cidr="")
+                ),
+                name="segrule_scope_fields",
+            ),
+        ]
+        indexes = [
+            # Which rules can match a port: the evaluation looks them up by port.
+            models.Index(fields=["port_start", "port_end"], name="segrule_ports_idx"),
+            # Rules whose expiry is still to be applied (the periodic task).
+            models.Index(
+                fields=["expires_at"],
+                condition=models.Q(expires_at__isnull=False, lapsed=False),
+                name="segrule_expiry_idx",
+            ),
+        ]
+
+    def __str__(self):
+        names = ", ".join(self.vantage_names) or "nowhere"
+        return f"{self.ports_label} on {self.scope_label} {self.get_mode_display()} {names}"
+
+    def save(self, *args, **kwargs):
+        self.specificity = specificity_of(self)
+        # Saved already expired: the save's own evaluation applies the expiry.
+        self.lapsed = self.is_expired()
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self):
+        return reverse("segmentation-rule-detail", args=[self.public_id])
+
+    @property
+    def vantage_names(self) -> list[str]:
+        """Names of the listed vantage points (prefetch ``vantage_points`` for a list of rules)."""
+        if self.pk is None:
+            return []
+        return sorted(vantage.name for vantage in self.vantage_points.all())
+
+
+class SegmentationRuleVantage(models.Model):
+    """A vantage point a segmentation rule lists. A vantage point that rules
+    name cannot be deleted: an ``only`` rule that lost one would forbid it."""
+
+    rule = models.ForeignKey(SegmentationRule, on_delete=models.CASCADE, related_name="+")
+    vantage = models.ForeignKey(VantagePoint, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            # Also the evaluation's lookup: does this rule list that vantage point?
+            models.UniqueConstraint(fields=["rule", "vantage"], name="segrulevantage_unique_rule_vantage")
+        ]
+
+    def __str__(self):
+        return f"{self.rule_id}:{self.vantage_id}"
+
+
+class SegmentationViolation(models.Model):
+    """An exposure a segmentation rule forbids: a vantage point reaches a
+    host's port that the rule governing it from there says it must not.
+
+    Kept by ``reach.segmentation``, exactly, whenever what a vantage point
+    sees, a rule or a host's scope changes: one row per exposure (host,
+    protocol, port, vantage point) while it lasts. Its start and end are
+    changes (``segmentation_violated``, ``segmentation_kept``).
+    """
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="segmentation_violations")
+    protocol = models.CharField(max_length=4, choices=Protocol.choices)
+    port = models.PositiveIntegerField()
+    vantage = models.ForeignKey(VantagePoint, on_delete=models.CASCADE, related_name="segmentation_violations")
+    # The rule that forbids it now. Its violations are re-evaluated before a rule is deleted.
+    rule = models.ForeignKey(SegmentationRule, on_delete=models.RESTRICT, related_name="violations")
+    # When it began. NULL only inside reach.segmentation.reconcile, for the
+    # rows it is recording changes of (never seen outside its transaction).
+    since = models.DateTimeField(null=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["host", "protocol", "port", "vantage"], name="segviolation_unique_exposure"
+            ),
+        ]
+        indexes = [
+            # A rule's violations (its page, its count on the rules page), newest first.
+            models.Index(fields=["rule", "-id"], name="segviolation_rule_idx"),
+            # A vantage point's violations, newest first.
+            models.Index(fields=["vantage", "-id"], name="segviolation_vantage_idx"),
+            # The rows reconcile is recording (none between its calls).
+            models.Index(fields=["id"], condition=models.Q(since__isnull=True), name="segviolation_pending_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.port}/{self.protocol} of {self.host_id} from {self.vantage_id}"

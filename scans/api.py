@@ -43,7 +43,13 @@ class ChangeSerializer(serializers.ModelSerializer):
     announced (service names, products): untrusted text."""
 
     id = serializers.UUIDField(source="public_id", read_only=True)
-    run = serializers.UUIDField(source="run.public_id", read_only=True)
+    run = serializers.UUIDField(
+        source="run.public_id",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="The scan that saw it; null for a change that follows from a rule (segmentation).",
+    )
     host = HostRefSerializer(read_only=True)
     vantage = serializers.CharField(
         source="vantage.name", read_only=True, allow_null=True, default=None, help_text="Where it was seen from."

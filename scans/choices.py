@@ -100,7 +100,15 @@ class ChangeKind(models.TextChoices):
     # open from there where it was not, and no longer open from there.
     EXPOSURE_OPENED = "exposure_opened", "exposure opened"
     EXPOSURE_CLOSED = "exposure_closed", "exposure closed"
+    # A vantage point reaches a port that a segmentation rule says it must
+    # not (reach.segmentation), and no longer does (the port closed or was
+    # filtered from there, or a rule changed). Recorded by the scan that saw
+    # it, or with no run when a rule or a host's tags changed.
+    SEGMENTATION_VIOLATED = "segmentation_violated", "segmentation violated"
+    SEGMENTATION_KEPT = "segmentation_kept", "segmentation kept"
 
+
+SEGMENTATION_KINDS = (ChangeKind.SEGMENTATION_VIOLATED, ChangeKind.SEGMENTATION_KEPT)
 
 HOST_CHANGE_KINDS = frozenset({ChangeKind.HOST_DISCOVERED, ChangeKind.HOST_UNREACHABLE, ChangeKind.HOST_RETURNED})
 

@@ -364,13 +364,19 @@ class Change(models.Model):
     Host-level kinds (discovered, unreachable, returned) have no protocol or
     port; the two partial constraints make each change unique per run, host,
     (protocol, port) and kind, so a redelivered chunk cannot record it twice.
+
+    A change that follows from a rule rather than a scan (a segmentation
+    rule created, edited, deleted or expired; a host's tags or zone changed:
+    ``reach.segmentation``) has no run and no chunk.
     """
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     # No separate indexes on run and host: the unique constraints and the
     # (host, ...) indexes below start with them, and every index costs the
     # bulk insert of a large scan's changes.
-    run = models.ForeignKey(ScanRun, on_delete=models.CASCADE, related_name="changes", db_index=False)
+    run = models.ForeignKey(
+        ScanRun, null=True, blank=True, on_delete=models.CASCADE, related_name="changes", db_index=False
+    )
     chunk = models.ForeignKey(ScanChunk, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes")
     host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="changes", db_index=False)
     # Where it was seen from (its run's vantage point).

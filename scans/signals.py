@@ -7,5 +7,7 @@ them. Receivers must not do slow work: they run while the ingest holds locks.
 
 from django.dispatch import Signal
 
-# Sent with: run (ScanRun), changes (list of Change, saved).
+# Sent with: run (ScanRun, or None for changes a rule made), changes (a
+# queryset of saved Change rows) and, when there is no run, key (what makes
+# their notifications unique: a second send with the same key adds nothing).
 changes_recorded = Signal()

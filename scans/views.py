@@ -123,7 +123,7 @@ def change_row(change) -> dict:
         "before": change.before,
         "after": change.after,
         "flapping": change.flapping,
-        "run": str(change.run.public_id),
+        "run": str(change.run.public_id) if change.run is not None else "",
         "vantage": change.vantage.name if change.vantage else None,
     }
 

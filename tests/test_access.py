@@ -11,7 +11,7 @@ from alerts.choices import ChannelKind, NotificationStatus
 from alerts.models import AlertRule, Channel, Mute, Notification
 from inventory.models import AssignmentRule, Host, PortRule, RiskRule, Service, Zone
 from portwatch.roles import Role
-from reach.models import VantagePoint
+from reach.models import SegmentationRule, VantagePoint
 from scans.models import ScanProfile, ScanRun, ScanTarget, ScopeRule
 from tests.conftest import make_user
 
@@ -49,7 +49,12 @@ def objects(db):
     notification = Notification.objects.create(channel=channel, dedupe_key="n", status=NotificationStatus.FAILED)
     mute = Mute.objects.create(ends_at=now + timezone.timedelta(hours=1), reason="window")
     vantage = VantagePoint.objects.create(name="office-lan")
+    segmentation_rule = SegmentationRule.objects.create(
+        scope="global", protocol="tcp", port_start=5432, port_end=5432, mode="deny", justification="no db"
+    )
+    segmentation_rule.vantage_points.set([vantage])
     return {
+        "segrule": segmentation_rule.public_id,
         "channel": channel.public_id,
         "notification": notification.public_id,
         "alertrule": AlertRule.objects.first().pk,
@@ -154,6 +159,14 @@ MATRIX = [
     ("vantage-edit", "get", Role.ADMIN, "vantage"),
     ("vantage-edit", "post", Role.ADMIN, "vantage"),
     ("vantage-delete", "post", Role.ADMIN, "vantage"),
+    ("segmentation-rule-list", "get", Role.VIEWER, None),
+    ("segmentation-rule-detail", "get", Role.VIEWER, "segrule"),
+    ("segmentation-rule-create", "get", Role.ADMIN, None),
+    ("segmentation-rule-create", "post", Role.ADMIN, None),
+    ("segmentation-rule-edit", "get", Role.ADMIN, "segrule"),
+    ("segmentation-rule-edit", "post", Role.ADMIN, "segrule"),
+    ("segmentation-rule-delete", "post", Role.ADMIN, "segrule"),
+    ("segmentation-violation-list", "get", Role.VIEWER, None),
     ("lockout-list", "get", Role.ADMIN, None),
     ("lockout-unlock", "post", Role.ADMIN, None),
 ]

@@ -16,7 +16,7 @@ from alerts.choices import ChannelKind, NotificationStatus
 from alerts.models import AlertRule, Channel, Mute, Notification
 from inventory.models import Host, PortRule, Service, Zone
 from portwatch.roles import Role
-from reach.models import VantagePoint
+from reach.models import SegmentationRule, VantagePoint
 from scans.models import Change, ScanProfile, ScanRun, ScanTarget, ScopeRule
 from tests.conftest import make_user
 from tests.factories import observe
@@ -102,6 +102,14 @@ MATRIX = {
     ("vantage-point-detail", "patch"): A,
     ("vantage-point-detail", "delete"): A,
     ("port-view-list", "get"): V,
+    # Segmentation rules: read by everyone, written by admins, as on the segmentation pages.
+    ("segmentation-rule-list", "get"): V,
+    ("segmentation-rule-list", "post"): A,
+    ("segmentation-rule-detail", "get"): V,
+    ("segmentation-rule-detail", "put"): A,
+    ("segmentation-rule-detail", "patch"): A,
+    ("segmentation-rule-detail", "delete"): A,
+    ("segmentation-violation-list", "get"): V,
     ("token-list", "get"): A,
     ("token-list", "post"): A,
     ("token-detail", "delete"): A,
@@ -158,6 +166,10 @@ def objects(db):
     channel = Channel.objects.create(name="log", kind=ChannelKind.LOG)
     notification = Notification.objects.create(channel=channel, dedupe_key="n", status=NotificationStatus.FAILED)
     mute = Mute.objects.create(ends_at=now + timezone.timedelta(hours=1), reason="window")
+    segmentation_rule = SegmentationRule.objects.create(
+        scope="global", protocol="tcp", port_start=5432, port_end=5432, mode="deny", justification="no db"
+    )
+    segmentation_rule.vantage_points.set([VantagePoint.objects.create(name="office-lan")])
     holder = make_user("tina-token", Role.VIEWER)
     Token.objects.create(user=holder)
     return {
@@ -175,6 +187,7 @@ def objects(db):
         "notification": {"id": notification.public_id},
         "mute": {"pk": mute.pk},
         "token": {"username": holder.username},
+        "segmentation-rule": {"id": segmentation_rule.public_id},
         "scope-rule": {"pk": ScopeRule.objects.create(network="198.18.0.0/15", action="allow", reason="lab").pk},
         "vantage-point": {"name": VantagePoint.objects.create(name="office-lan").name},
     }

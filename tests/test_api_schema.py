@@ -27,6 +27,8 @@ from alerts.choices import ChannelKind, NotificationStatus
 from alerts.models import Channel, Mute, Notification
 from inventory.models import PortRule, Zone
 from portwatch.roles import Role
+from reach import segmentation
+from reach.models import SegmentationRule, VantagePoint
 from scans.models import ScanProfile, ScanRun, ScanTarget, ScopeRule
 from tests.conftest import make_user
 from tests.factories import observe
@@ -89,6 +91,19 @@ def test_the_schema_documents_the_scope_and_token_creation_for_scripts():
     assert {"username", "role", "key", "replaced"} <= set(components[new_token]["properties"])
 
 
+@pytest.mark.django_db
+def test_the_schema_documents_segmentation_rules_and_violations():
+    schema, _ = generate_schema()
+    paths, components = schema["paths"], schema["components"]["schemas"]
+    assert set(paths["/api/segmentation-rules/"]) == {"get", "post"}
+    assert set(paths["/api/segmentation-rules/{id}/"]) == {"get", "put", "patch", "delete"}
+    assert set(paths["/api/segmentation-violations/"]) == {"get"}
+    request = components["SegmentationRuleRequest"]
+    assert {"mode", "vantage_points", "scope", "port_start", "justification"} <= set(request["required"])
+    filters = {p["name"] for p in paths["/api/segmentation-violations/"]["get"]["parameters"]}
+    assert {"vantage", "zone", "rule", "cursor", "page_size"} <= filters
+
+
 def _names_only_resolve_to_loopback(real):
     """Channel forms resolve webhook host names: a fuzzed name must not reach a DNS server."""
 
@@ -119,6 +134,11 @@ def fuzz_world(transactional_db, monkeypatch):
     channel = Channel.objects.create(name="log", kind=ChannelKind.LOG)
     Notification.objects.create(channel=channel, dedupe_key="n", status=NotificationStatus.FAILED)
     Mute.objects.create(ends_at=timezone.now() + timezone.timedelta(hours=1), reason="window")
+    segmentation_rule = SegmentationRule.objects.create(
+        scope="global", protocol="tcp", port_start=6379, port_end=6379, mode="only", justification="redis"
+    )
+    segmentation_rule.vantage_points.set([VantagePoint.objects.create(name="office-lan")])
+    segmentation.rule_changed(segmentation_rule)
     # Runs and notifications are queued on the test's Redis for real; no worker runs here,
     # so nothing is scanned or sent. Names must not reach a DNS server:
     monkeypatch.setattr(socket, "getaddrinfo", _names_only_resolve_to_loopback(socket.getaddrinfo))

@@ -10,6 +10,7 @@ from inventory.filters import AuditFilter, HostFilter, ServiceFilter
 from inventory.forms import AssignmentRuleForm, HostForm, PortRuleForm, ReviewForm, RiskRuleForm
 from inventory.models import Tag, Zone
 from portwatch.form_renderer import FormRenderer
+from reach.segmentation_forms import SegmentationRuleFilter, SegmentationRuleForm, SegmentationViolationFilter
 from scans.filters import ChangeFilter
 from scans.forms import ScanProfileForm, ScanTargetForm, ScopeRuleForm
 
@@ -27,7 +28,14 @@ def _both(field) -> tuple[str, str]:
 
 def _forms():
     query = QueryDict("zone=dc1&tag=" + HOSTILE + "&kind=port_opened&kind=port_closed&risk=3&policy=unreviewed")
-    for filterset in (HostFilter, ServiceFilter, ChangeFilter, AuditFilter):
+    for filterset in (
+        HostFilter,
+        ServiceFilter,
+        ChangeFilter,
+        AuditFilter,
+        SegmentationRuleFilter,
+        SegmentationViolationFilter,
+    ):
         yield filterset.__name__, filterset(query).form
         yield filterset.__name__ + " unbound", filterset().form
     for form in (
@@ -42,6 +50,7 @@ def _forms():
         ScanProfileForm,
         ScanTargetForm,
         ScopeRuleForm,
+        SegmentationRuleForm,
     ):
         try:
             yield form.__name__, form()

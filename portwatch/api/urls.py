@@ -16,6 +16,7 @@ from inventory.api import register as register_inventory
 from portwatch.account import TokenAdminViewSet
 from portwatch.middleware import CONTENT_SECURITY_POLICY
 from reach.api import register as register_reach
+from reach.segmentation_api import register as register_segmentation
 from scans.api import register as register_scans
 
 app_name = "api"
@@ -64,6 +65,7 @@ register_inventory(router)
 register_scans(router)
 register_alerts(router)
 register_reach(router)
+register_segmentation(router)
 router.register("tokens", TokenAdminViewSet, basename="token")
 
 urlpatterns = [

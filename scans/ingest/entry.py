@@ -105,7 +105,7 @@ def _settle_and_announce(batches: Iterator[Written], run: ScanRun, chunk: ScanCh
         summary.hosts_seen += written.seen
         summary.hosts_up += written.up
         summary.changes.update(written.changes)
-        settle(chunk, after_change=written.after_change, renamed_hosts=written.renamed_hosts)
+        summary.changes.update(settle(chunk, after_change=written.after_change, renamed_hosts=written.renamed_hosts))
     if summary.total_changes:
         # Once the writes are settled: tell whoever listens (alerts).
         refresh_statistics(summary.total_changes)

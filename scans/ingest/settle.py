@@ -11,6 +11,7 @@ batch wrote through the ORM.
 
 import logging
 import time
+from collections import Counter
 
 from django.db import connection
 from django.db.models import Q, QuerySet
@@ -30,7 +31,7 @@ _SERVICE_ROWS = sql("service_rows", "SELECT reltuples FROM pg_class WHERE oid = 
 _ANALYZE_INVENTORY = sql("analyze_inventory", "ANALYZE {Service}, {Host}, {Change}")
 
 
-def settle(chunk: ScanChunk, *, after_change: int = 0, renamed_hosts: QuerySet | None = None) -> None:
+def settle(chunk: ScanChunk, *, after_change: int = 0, renamed_hosts: QuerySet | None = None) -> Counter:
     """Bring what the inventory derives from ports up to date with a batch's writes.
 
     The batch's changes are the chunk's changes after ``after_change``.
@@ -38,8 +39,11 @@ def settle(chunk: ScanChunk, *, after_change: int = 0, renamed_hosts: QuerySet |
     ports the diff engine left undecided (the batched engine inserts them
     so) get their rule, status and risk, and the hosts that changed get their
     summary recounted, with those whose ports were renamed without a change
-    (``renamed_hosts``; their risk may differ), all before anyone is told
-    (``changes_recorded``).
+    (``renamed_hosts``; their risk may differ), and the segmentation
+    violations of the hosts the batch changed are brought up to date from the
+    run's vantage point (``reach.segmentation``), all before anyone is told
+    (``changes_recorded``). Returns the kinds of the changes settling itself
+    recorded (segmentation violated or kept).
     """
     started = time.perf_counter()
     changes = Change.objects.filter(chunk=chunk, pk__gt=after_change)
@@ -62,12 +66,21 @@ def settle(chunk: ScanChunk, *, after_change: int = 0, renamed_hosts: QuerySet |
     if renamed_hosts is not None and renamed_hosts.exists():
         touched |= Q(pk__in=renamed_hosts)
     policy.refresh_hosts(Host.objects.filter(touched))
+    summed = time.perf_counter()
+    # Engine-agnostic, for every vantage point's scans: the home's changed
+    # the inventory, another's its view. After the assignment rules: a
+    # discovered host's tags decide which rules govern it.
+    from reach import segmentation  # noqa: PLC0415 - reach builds on this package
+
+    recorded = segmentation.settle_batch(chunk, changes)
     logger.debug(
-        "policy: assignment %.1f ms, evaluate %.1f ms, host summaries %.1f ms",
+        "policy: assignment %.1f ms, evaluate %.1f ms, host summaries %.1f ms, segmentation %.1f ms",
         (assigned - started) * 1000,
         (evaluated - assigned) * 1000,
-        (time.perf_counter() - evaluated) * 1000,
+        (summed - evaluated) * 1000,
+        (time.perf_counter() - summed) * 1000,
     )
+    return recorded
 
 
 def refresh_statistics(changes: int) -> None:

@@ -44,6 +44,9 @@ def change_state(state):
     """
     if not state:
         return mark_safe('<span class="muted">–</span>')
+    if state.get("mode") and state.get("vantage"):
+        # A segmentation change (reach.segmentation): the rule's mode and the vantage point.
+        return format_html('<span class="badge">{}</span> from {}', state["mode"], state["vantage"])
     parts = []
     for key in ("state", "status"):
         if state.get(key):
@@ -75,7 +78,10 @@ def _change_row(context, change, show_run: bool, vantages: dict) -> str:
             risk_badge(context, change.protocol, change.port, (change.after or {}).get("name", "")),
         )
     run = ""
-    if show_run:
+    if show_run and change.run is None:
+        # It follows from a rule (reach.segmentation), not from a scan.
+        run = mark_safe('<td><span class="muted">a rule</span></td>')
+    elif show_run:
         run = format_html(
             '<td><a href="{}">{}</a></td>', change.run.get_absolute_url(), change.run.get_trigger_display()
         )

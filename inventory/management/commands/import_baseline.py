@@ -8,8 +8,9 @@ from inventory.baseline import BaselineError, import_text
 
 class Command(BaseCommand):
     help = (
-        "Make the port rules what a YAML baseline says (see export_baseline): rules are matched by id; "
-        "rules missing from the file are removed unless --keep-missing. Nothing is written if any rule is bad."
+        "Make the port rules (and the segmentation rules, if the file lists them) what a YAML baseline says "
+        "(see export_baseline): rules are matched by id; rules missing from the file are removed unless "
+        "--keep-missing. Nothing is written if any rule is bad."
     )
 
     def add_arguments(self, parser):
@@ -33,7 +34,11 @@ class Command(BaseCommand):
         except BaselineError as error:
             raise CommandError("The baseline was not applied:\n  " + "\n  ".join(error.problems)) from None
         prefix = "Dry run, nothing written: would have " if dry_run else ""
+        if result.segmentation is None:
+            segmentation = "Segmentation rules: not in the file, left as they are."
+        else:
+            segmentation = f"Segmentation rules: {result.segmentation}."
         self.stdout.write(
             f"{prefix}{result.created} created, {result.updated} updated, {result.removed} removed, "
-            f"{result.unchanged} unchanged."
+            f"{result.unchanged} unchanged. {segmentation}"
         )
