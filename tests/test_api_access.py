@@ -169,7 +169,8 @@ def objects(db):
     segmentation_rule = SegmentationRule.objects.create(
         scope="global", protocol="tcp", port_start=5432, port_end=5432, mode="deny", justification="no db"
     )
-    segmentation_rule.vantage_points.set([VantagePoint.objects.create(name="office-lan")])
+    office = VantagePoint.objects.create(name="office-lan")
+    segmentation_rule.vantage_points.set([office])
     holder = make_user("tina-token", Role.VIEWER)
     Token.objects.create(user=holder)
     return {
@@ -189,7 +190,7 @@ def objects(db):
         "token": {"username": holder.username},
         "segmentation-rule": {"id": segmentation_rule.public_id},
         "scope-rule": {"pk": ScopeRule.objects.create(network="198.18.0.0/15", action="allow", reason="lab").pk},
-        "vantage-point": {"name": VantagePoint.objects.create(name="office-lan").name},
+        "vantage-point": {"name": office.name},
     }
 
 
