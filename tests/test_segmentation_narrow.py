@@ -5,7 +5,6 @@ server, logged in as an admin (the widest pages: every button shown).
 Screenshots go with the browser test's (SCREENSHOT_DIR).
 """
 
-import os
 import shutil
 
 import pytest
@@ -48,7 +47,7 @@ def world(db):
     return rule
 
 
-def test_the_segmentation_pages_fit_a_390_pixel_screen(live_server, world):
+def test_the_segmentation_pages_fit_a_390_pixel_screen(live_server, world, monkeypatch):
     from playwright.sync_api import sync_playwright
 
     pages = {
@@ -62,7 +61,9 @@ def test_the_segmentation_pages_fit_a_390_pixel_screen(live_server, world):
     client.force_login(User.objects.get(username="nora"))
     session = client.cookies[settings.SESSION_COOKIE_NAME].value
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # the live server answers from its own thread
+    # The live server answers from its own thread; only for this test (a later
+    # subprocess's `check --deploy` must not inherit it).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     overflowing = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
