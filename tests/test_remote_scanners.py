@@ -43,13 +43,13 @@ ONE_HOST = re.sub(rb"<host[^>]*>(?:(?!</host>).)*127\.77\.9\.2.*?</host>\n?", b"
 
 
 def test_a_signature_holds_for_its_purpose_and_its_exact_body_only():
-    body = {"v": orders.VERSION, "chunk": 7, "targets": ["10.0.0.1"]}
+    body = {"v": orders.VERSION, "chunk": 7, "targets": ["198.18.100.2"]}
     signature = orders.sign(orders.ORDER, body, KEY)
     orders.verify(orders.ORDER, body, signature, KEY)
     with pytest.raises(orders.BadMessage, match="not signed"):
         orders.verify(orders.RESULT, body, signature, KEY)  # an order never passes for a result
     with pytest.raises(orders.BadMessage, match="not signed"):
-        orders.verify(orders.ORDER, {**body, "targets": ["10.0.0.2"]}, signature, KEY)
+        orders.verify(orders.ORDER, {**body, "targets": ["198.18.100.3"]}, signature, KEY)
     with pytest.raises(orders.BadMessage, match="not signed"):
         orders.verify(orders.ORDER, body, signature, "cd" * 32)
     with pytest.raises(orders.BadMessage, match="no key"):
@@ -130,7 +130,7 @@ def test_an_order_not_signed_with_the_key_expired_or_carried_out_already_is_drop
     expired = signed_order(expires_at=(timezone.now() - timedelta(seconds=1)).isoformat())
     assert scanner.carry_out(*expired, "s1") is None
     monkeypatch.setattr(scanner, "run_nmap", lambda *args, **kwargs: pytest.fail("nmap must not run"))
-    refused = signed_order(targets=["192.0.2.1"])
+    refused = signed_order(targets=["127.0.0.1"])
     assert scanner.carry_out(*refused, "s1")[0]["failure"]
     assert scanner.carry_out(*refused, "s1") is None  # the same order again: a replay
 
@@ -141,7 +141,7 @@ def test_an_order_not_signed_with_the_key_expired_or_carried_out_already_is_drop
         ({"vantage": "dmz"}, "for vantage point 'dmz'"),
         ({"options": ["-sT", "-oX", "/tmp/x"]}, "refused option '-oX'"),
         ({"targets": ["198.18.100.9"]}, "excluded"),
-        ({"targets": ["192.0.2.1"]}, "outside the scan scope"),
+        ({"targets": ["127.0.0.1"]}, "outside the scan scope"),
         ({"targets": ["-oN"]}, "looks like a command-line option"),
         ({"targets": []}, "nothing to scan"),
         ({"scope": "everything"}, "no scope"),

@@ -101,7 +101,7 @@ def test_restore_lifts_every_rule(vantage_lab):
 
 def test_rules_name_only_the_labs_hosts_and_vantage_points(vantage_lab):
     with pytest.raises(ValueError, match="not one of this lab's hosts"):
-        vantage_lab.drop(22, host="192.0.2.1", from_vantage=OFFICE)
+        vantage_lab.drop(22, host="198.18.200.9", from_vantage=OFFICE)
     with pytest.raises(KeyError, match="no vantage point 'dmz'"):
         vantage_lab.unreachable(0, from_vantage="dmz")
     with pytest.raises(KeyError, match="no such rule"):
@@ -115,9 +115,9 @@ def test_each_scanner_routes_only_to_its_own_link_and_the_labs_hosts(vantage_lab
         routes = _run("ip", "-n", namespace, "-4", "route", "show").stdout.splitlines()
         link = vantage_lab.scanner_address(vantage).rsplit(".", 1)[0]
         assert [route.split()[0] for route in routes] == [f"{link}.0/24", "198.18.100.0/24"]
-        # Another vantage's scanner, or anything outside the lab: no route at all.
+        # Another vantage's scanner, or an address outside the lab: no route at all (a lookup, nothing is sent).
         other = vantage_lab.scanner_address(OFFICE if vantage == DC1 else DC1)
-        for address in (other, "192.0.2.1"):
+        for address in (other, "198.19.255.1"):  # in the benchmarking range, outside the lab
             lookup = _run("ip", "-n", namespace, "route", "get", address, check=False)
             assert lookup.returncode != 0 and "unreachable" in lookup.stderr, lookup
 
