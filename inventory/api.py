@@ -216,6 +216,15 @@ class PortRuleFilter(django_filters.FilterSet):
         return queryset.exclude(expires_at__lte=now)
 
 
+def with_scope(data: dict, rule) -> dict:
+    """A scoped rule's representation with its scope named: zone, tag, host (address and zone)."""
+    data["zone"] = rule.zone.name if rule.zone_id else None
+    data["tag"] = rule.tag.name if rule.tag_id else None
+    data["host_address"] = rule.host.address if rule.host_id else ""
+    data["host_zone"] = rule.host.zone.name if rule.host_id else None
+    return data
+
+
 class PortRuleSerializer(FormSerializer):
     """A decision about a port range within a scope; validated by the rule page's form."""
 
@@ -245,12 +254,7 @@ class PortRuleSerializer(FormSerializer):
     updated_at = serializers.DateTimeField(read_only=True)
 
     def to_representation(self, rule):
-        data = super().to_representation(rule)
-        data["zone"] = rule.zone.name if rule.zone_id else None
-        data["tag"] = rule.tag.name if rule.tag_id else None
-        data["host_address"] = rule.host.address if rule.host_id else ""
-        data["host_zone"] = rule.host.zone.name if rule.host_id else None
-        return data
+        return with_scope(super().to_representation(rule), rule)
 
     def save_form(self):
         """The rule page's save: audited, and the ports it governs re-evaluated."""

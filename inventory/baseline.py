@@ -214,24 +214,30 @@ def _tag_named(name: str) -> Tag:
 
 
 def _rule_from(entry) -> PortRule:
-    if not isinstance(entry, dict):
-        raise ValidationError("each rule must be a mapping of keys to values.")
-    unknown = set(entry) - RULE_KEYS - OPTIONAL_KEYS
-    if unknown:
-        raise ValidationError(f"unknown keys: {', '.join(sorted(map(str, unknown)))}.")
-    for key in ("id", "decision", "scope", "protocol", "ports", "justification"):
-        if key not in entry:
-            raise ValidationError(f"'{key}' is missing.")
-    try:
-        public_id = uuid.UUID(str(entry["id"]))
-    except ValueError:
-        raise ValidationError(f"'id' {str(entry['id'])[:40]!r} is not a UUID.") from None
+    public_id = entry_id(entry, RULE_KEYS | OPTIONAL_KEYS, ("decision",))
     decision = str(entry["decision"])
     if decision not in Decision.values:
         raise ValidationError(f"'decision' must be one of {', '.join(Decision.values)}.")
     rule = PortRule(public_id=public_id, decision=decision)
     read_scoped(entry, rule)
     return rule
+
+
+def entry_id(entry, allowed: set, required: tuple) -> uuid.UUID:
+    """The id of a scoped rule's entry, once it is a mapping of ``allowed`` keys with the
+    ``required`` ones and those every scoped rule needs; ValidationError with what is wrong."""
+    if not isinstance(entry, dict):
+        raise ValidationError("each rule must be a mapping of keys to values.")
+    unknown = set(entry) - allowed
+    if unknown:
+        raise ValidationError(f"unknown keys: {', '.join(sorted(map(str, unknown)))}.")
+    for key in ("id", *required, "scope", "protocol", "ports", "justification"):
+        if key not in entry:
+            raise ValidationError(f"'{key}' is missing.")
+    try:
+        return uuid.UUID(str(entry["id"]))
+    except ValueError:
+        raise ValidationError(f"'id' {str(entry['id'])[:40]!r} is not a UUID.") from None
 
 
 def read_scoped(entry: dict, rule: ScopedRule) -> None:

@@ -493,6 +493,30 @@ class ScopedRule:
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())
 
 
+def scoped_rule_constraints(prefix: str) -> list[models.CheckConstraint]:
+    """The checks every scoped rule's table holds: a port range within 1-65535, and
+    exactly the scope field its scope names (``<prefix>_port_range``, ``<prefix>_scope_fields``)."""
+    return [
+        models.CheckConstraint(
+            condition=models.Q(port_start__gte=PORT_MIN, port_end__lte=PORT_MAX, port_start__lte=models.F("port_end")),
+            name=f"{prefix}_port_range",
+        ),
+        models.CheckConstraint(
+            condition=(
+                models.Q(scope=RuleScope.GLOBAL, zone__isnull=True, tag__isnull=True, host__isnull=True, cidr="")
+                | models.Q(scope=RuleScope.ZONE, zone__isnull=False, tag__isnull=True, host__isnull=True, cidr="")
+                | models.Q(scope=RuleScope.TAG, zone__isnull=True, tag__isnull=False, host__isnull=True, cidr="")
+                | (
+                    models.Q(scope=RuleScope.CIDR, zone__isnull=True, tag__isnull=True, host__isnull=True)
+                    & ~models.Q(cidr="")
+                )
+                | models.Q(scope=RuleScope.HOST, zone__isnull=True, tag__isnull=True, host__isnull=False, cidr="")
+            ),
+            name=f"{prefix}_scope_fields",
+        ),
+    ]
+
+
 class PortRule(ScopedRule, models.Model):
     """A decision about a port, or range of ports, within a scope.
 
@@ -529,25 +553,7 @@ class PortRule(ScopedRule, models.Model):
     class Meta:
         ordering = ["-specificity", "port_start", "pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=models.Q(
-                    port_start__gte=PORT_MIN, port_end__lte=PORT_MAX, port_start__lte=models.F("port_end")
-                ),
-                name="portrule_port_range",
-            ),
-            models.CheckConstraint(
-                condition=(
-                    models.Q(scope=RuleScope.GLOBAL, zone__isnull=True, tag__isnull=True, host__isnull=True, cidr="")
-                    | models.Q(scope=RuleScope.ZONE, zone__isnull=False, tag__isnull=True, host__isnull=True, cidr="")
-                    | models.Q(scope=RuleScope.TAG, zone__isnull=True, tag__isnull=False, host__isnull=True, cidr="")
-                    | (
-                        models.Q(scope=RuleScope.CIDR, zone__isnull=True, tag__isnull=True, host__isnull=True)
-                        & ~models.Q(cidr="")
-                    )
-                    | models.Q(scope=RuleScope.HOST, zone__isnull=True, tag__isnull=True, host__isnull=False, cidr="")
-                ),
-                name="portrule_scope_fields",
-            ),
+            *scoped_rule_constraints("portrule"),
         ]
         indexes = [
             # Which rules can match a port: the policy looks them up by port.

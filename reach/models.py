@@ -19,8 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inventory.choices import RULE_PROTOCOL_CHOICES, HostStatus, PortState, Protocol, RuleScope
-from inventory.constants import PORT_MAX, PORT_MIN
-from inventory.models import Host, ScopedRule, Tag, Zone, specificity_of
+from inventory.models import Host, ScopedRule, Tag, Zone, scoped_rule_constraints, specificity_of
 from reach.segmentation_choices import SegmentationMode
 
 # Queues of vantage points other than a zone's home ("scan.<zone>" stays the home's).
@@ -204,25 +203,7 @@ class SegmentationRule(ScopedRule, models.Model):
     class Meta:
         ordering = ["-specificity", "port_start", "pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=models.Q(
-                    port_start__gte=PORT_MIN, port_end__lte=PORT_MAX, port_start__lte=models.F("port_end")
-                ),
-                name="segrule_port_range",
-            ),
-            models.CheckConstraint(
-                condition=(
-                    models.Q(scope=RuleScope.GLOBAL, zone__isnull=True, tag__isnull=True, host__isnull=True, cidr="")
-                    | models.Q(scope=RuleScope.ZONE, zone__isnull=False, tag__isnull=True, host__isnull=True, cidr="")
-                    | models.Q(scope=RuleScope.TAG, zone__isnull=True, tag__isnull=False, host__isnull=True, cidr="")
-                    | (
-                        models.Q(scope=RuleScope.CIDR, zone__isnull=True, tag__isnull=True, host__isnull=True)
-                        & ~models.Q(cidr="")
-                    )
-                    | models.Q(scope=RuleScope.HOST, zone__isnull=True, tag__isnull=True, host__isnull=False, cidr="")
-                ),
-                name="segrule_scope_fields",
-            ),
+            *scoped_rule_constraints("segrule"),
         ]
         indexes = [
             # Which rules can match a port: the evaluation looks them up by port.

@@ -7,7 +7,7 @@ re-evaluation of what a rule governs are the page's.
 
 from rest_framework import mixins, serializers, viewsets
 
-from inventory.api import HostRefSerializer, named_filter
+from inventory.api import HostRefSerializer, named_filter, with_scope
 from inventory.choices import Protocol, RuleScope
 from portwatch.api.base import FormSerializer, RelatedIdsField, RoleMixin
 from reach import segmentation
@@ -60,11 +60,7 @@ class SegmentationRuleSerializer(FormSerializer):
     updated_at = serializers.DateTimeField(read_only=True)
 
     def to_representation(self, rule):
-        data = super().to_representation(rule)
-        data["zone"] = rule.zone.name if rule.zone_id else None
-        data["tag"] = rule.tag.name if rule.tag_id else None
-        data["host_address"] = rule.host.address if rule.host_id else ""
-        data["host_zone"] = rule.host.zone.name if rule.host_id else None
+        data = with_scope(super().to_representation(rule), rule)
         if not hasattr(rule, "violation_count"):  # just saved: not from the annotated list
             data["violations"] = rule.violations.all()[: segmentation.COUNT_CAP + 1].count()
         return data

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 
 from inventory import audit
-from inventory.baseline import read_scoped, scoped_entry, sort_key
+from inventory.baseline import entry_id, read_scoped, scoped_entry, sort_key
 from reach import segmentation
 from reach.models import SegmentationRule, VantagePoint
 from reach.segmentation_choices import SegmentationMode
@@ -68,18 +68,7 @@ def read(entries) -> tuple[list[Wanted], list[str]]:
 
 
 def _wanted(entry, names: dict[str, VantagePoint]) -> Wanted:
-    if not isinstance(entry, dict):
-        raise ValidationError("each rule must be a mapping of keys to values.")
-    unknown = set(entry) - ENTRY_KEYS - OPTIONAL_KEYS
-    if unknown:
-        raise ValidationError(f"unknown keys: {', '.join(sorted(map(str, unknown)))}.")
-    for key in ("id", "mode", "vantage_points", "scope", "protocol", "ports", "justification"):
-        if key not in entry:
-            raise ValidationError(f"'{key}' is missing.")
-    try:
-        public_id = uuid.UUID(str(entry["id"]))
-    except ValueError:
-        raise ValidationError(f"'id' {str(entry['id'])[:40]!r} is not a UUID.") from None
+    public_id = entry_id(entry, ENTRY_KEYS | OPTIONAL_KEYS, ("mode", "vantage_points"))
     mode = str(entry["mode"])
     if mode not in SegmentationMode.values:
         raise ValidationError(f"'mode' must be one of {', '.join(SegmentationMode.values)}.")
