@@ -22,7 +22,6 @@ What the diff reports becomes the view's changes, carrying the vantage point:
 
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from itertools import islice
 
 from inventory.choices import HostStatus, PortState
 from inventory.models import Host
@@ -30,10 +29,9 @@ from reach.models import HostView, PortView, VantagePoint
 from scans.choices import ChangeKind
 from scans.ingest.diff import ChangeRecord, Coverage, DiffResult, KnownHost, KnownService, diff_hosts
 from scans.ingest.engine import Destination, Written
+from scans.ingest.orm import BATCH_HOSTS, OrmEngine, batched
 from scans.models import Change
-from scans.nmap_xml import HostObservation, NmapRunInfo, NmapXmlReader, unique_hosts
-
-BATCH_HOSTS = 500
+from scans.nmap_xml import HostObservation, unique_hosts
 
 # What a change of the inventory's kind means for a vantage point's view (None: nothing to record).
 VIEW_KINDS = {
@@ -57,21 +55,18 @@ class ViewEngine:
     def write(self, to: Destination, coverage: Coverage, observations: Iterable[HostObservation]) -> Iterator[Written]:
         written = Written(0, 0)
         seen: set[str] = set()
-        for batch in _batched(unique_hosts(observations), BATCH_HOSTS):
+        for batch in batched(unique_hosts(observations), BATCH_HOSTS):
             seen.update(observation.address for observation in batch)
             written.seen += len(batch)
             written.up += sum(1 for observation in batch if observation.up)
             self._apply(to, coverage, batch, [], written)
         silent = sorted(address for address in coverage.addresses if address not in seen)
-        for batch in _batched(silent, BATCH_HOSTS):
+        for batch in batched(silent, BATCH_HOSTS):
             self._apply(to, coverage, [], batch, written)
         yield written
 
-    def write_file(self, to: Destination, path: str, info: NmapRunInfo, observed_at: datetime) -> Iterator[Written]:
-        with open(path, "rb") as source:
-            reader = NmapXmlReader(source, info)
-            coverage = Coverage(frozenset(), info.probed, complete=True, observed_at=observed_at)
-            yield from self.write(to, coverage, reader.hosts())
+    # A file is streamed through the reader in this process into ``write``, as the ORM engine does.
+    write_file = OrmEngine.write_file
 
     def _apply(
         self, to: Destination, coverage: Coverage, observations: list[HostObservation], silent: list[str], written
@@ -210,9 +205,3 @@ class ViewEngine:
         if record.kind == ChangeKind.HOST_DISCOVERED and record.address in in_inventory:
             return None  # known to the inventory, new only to this vantage point: its ports say the rest
         return VIEW_KINDS[record.kind]
-
-
-def _batched(items: Iterable, size: int) -> Iterator[list]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch

@@ -35,13 +35,13 @@ class OrmEngine:
         probed_set = ProbedPortSet.for_ports(coverage.probed) if coverage.probed else None
         writer = _BatchWriter(to.run, to.chunk, to.zone, coverage, to.now, probed_set)
         seen: set[str] = set()
-        for batch in _batched(unique_hosts(observations), BATCH_HOSTS):
+        for batch in batched(unique_hosts(observations), BATCH_HOSTS):
             seen.update(observation.address for observation in batch)
             writer.written.seen += len(batch)
             writer.written.up += sum(1 for observation in batch if observation.up)
             writer.apply(batch, [])
         silent = sorted(address for address in coverage.addresses if address not in seen)
-        for batch in _batched(silent, BATCH_HOSTS):
+        for batch in batched(silent, BATCH_HOSTS):
             writer.apply([], batch)
         # Settled once, at the end: the rows it wrote undecided are found by their NULL status.
         yield writer.written
@@ -297,7 +297,8 @@ def _write_changes(
     return Change.objects.bulk_create(changes, batch_size=1000)
 
 
-def _batched(items: Iterable, size: int) -> Iterator[list]:
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of ``size`` items (the last shorter): itertools.batched, which Python 3.11 lacks."""
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
