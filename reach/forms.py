@@ -1,8 +1,12 @@
-"""Forms of vantage points: a name (a slug, its queue's name) and a description."""
+"""Forms of vantage points (a name, its queue's name, and a description) and of the exposure matrix's filters."""
 
 from django import forms
 
-from reach.models import VANTAGE_QUEUE_PREFIX, VantagePoint
+from inventory.choices import Protocol
+from inventory.filters import RISK_CHOICES
+from inventory.ports import PortSet, PortSpecError
+from reach.matrix import ROWS_TAG, ROWS_ZONE, Query
+from reach.models import VANTAGE_QUEUE_PREFIX, SegmentationRule, VantagePoint
 
 # Names a vantage point may not take: the create page's own URL (/vantage-points/new/).
 RESERVED_NAMES = frozenset({"new"})
@@ -48,3 +52,53 @@ class VantagePointForm(forms.ModelForm):
             whose = f"the home of zone {taken.home_of.name}" if taken.is_home else "another vantage point"
             raise forms.ValidationError(f"The name “{name}” is taken by {whose}; choose another name.", code="unique")
         return name
+
+
+# A matrix filter's ports: a short list (each item is a condition of the count).
+MATRIX_MAX_PORT_ITEMS = 32
+
+
+class MatrixFilterForm(forms.Form):
+    """The exposure matrix's rows and filters (``?rows=&port=&protocol=&risk=&rule=``), for its page, its
+    cells' lists and the API. Every field is optional; a bad value is named and nothing is counted."""
+
+    rows = forms.ChoiceField(
+        choices=[(ROWS_ZONE, "zones"), (ROWS_TAG, "tags")], required=False, label="Rows", initial=ROWS_ZONE
+    )
+    port = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Ports",
+        help_text="e.g. 22,3306,6379 or 8000-8100",
+        widget=forms.TextInput(attrs={"placeholder": "22,5432,6379"}),
+    )
+    protocol = forms.ChoiceField(choices=[("", "any"), *Protocol.choices], required=False, label="Protocol")
+    risk = forms.ChoiceField(choices=[("", "any"), *RISK_CHOICES], required=False, label="Risk")
+    rule = forms.ModelChoiceField(
+        queryset=SegmentationRule.objects.select_related("zone", "tag", "host__zone"),
+        to_field_name="public_id",
+        required=False,
+        label="Segmentation rule",
+        empty_label="any",
+        error_messages={"invalid_choice": "No segmentation rule has this id (it may have been deleted)."},
+    )
+
+    def clean_port(self):
+        text = self.cleaned_data["port"].strip()
+        if not text:
+            return None
+        try:
+            return PortSet.parse(text, max_items=MATRIX_MAX_PORT_ITEMS)
+        except PortSpecError as error:
+            raise forms.ValidationError(str(error), code="ports") from None
+
+    def query(self) -> Query:
+        """The valid form's query (call ``is_valid()`` first)."""
+        data = self.cleaned_data
+        return Query(
+            rows=data.get("rows") or ROWS_ZONE,
+            ports=data.get("port"),
+            protocol=data.get("protocol") or "",
+            risk=int(data["risk"]) if data.get("risk") else None,
+            rule=data.get("rule"),
+        )

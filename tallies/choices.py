@@ -19,6 +19,10 @@ class Figure(models.TextChoices):
     # The unreviewed ports again, by first seen (the review backlog's ages).
     WAITING = "waiting", "unreviewed ports, by first seen"
     CHANGES = "changes", "changes, by kind and time"
+    # The exposure matrix's cells (reach.matrix): open ports and segmentation
+    # violations by vantage point and zone or tag (items: tallies.sources).
+    EXPOSED = "exposed", "open ports, by vantage point and zone or tag"
+    VIOLATED = "violated", "segmentation violations, by vantage point and zone or tag"
 
 
 # A Tally row's grain: the width of its time bucket, in seconds. EXACT rows

@@ -42,6 +42,11 @@ def uninstall(connection) -> None:
         cursor.execute("DROP VIEW IF EXISTS tallies_tallyrow")
 
 
+def _counted():
+    """The sources whose whole table, recounted, gives their figures (not the rescoping ones)."""
+    return [source for source in triggers.SOURCES if source.recounted]
+
+
 def missing_triggers(connection) -> set[str]:
     expected = {name for source in triggers.SOURCES for name in triggers.trigger_names(source, connection.vendor)}
     with connection.cursor() as cursor:
@@ -59,7 +64,7 @@ def missing_triggers(connection) -> set[str]:
 def _lock_sources(connection) -> None:
     """Keep writers out while counting from scratch (readers go on)."""
     if connection.vendor == "postgresql":
-        tables = ", ".join(source.table for source in triggers.SOURCES)
+        tables = ", ".join(sorted({source.table for source in triggers.SOURCES}))
         with connection.cursor() as cursor:
             cursor.execute(f"LOCK TABLE {tables} IN SHARE MODE")
 
@@ -75,7 +80,7 @@ def rebuild(using: str = DEFAULT_DB_ALIAS) -> None:
         _lock_sources(connection)
         cursor.execute("DELETE FROM tallies_tallydelta")
         cursor.execute("DELETE FROM tallies_tally")
-        for source in triggers.SOURCES:
+        for source in _counted():
             cursor.execute(
                 "INSERT INTO tallies_tally (figure, item, grain, bucket, n) "
                 + triggers.recount(source, connection.vendor)
@@ -140,7 +145,7 @@ def recounted(using: str = DEFAULT_DB_ALIAS) -> dict[Key, int]:
     connection = connections[using]
     counts: dict[Key, int] = {}
     with connection.cursor() as cursor:
-        for source in triggers.SOURCES:
+        for source in _counted():
             cursor.execute(triggers.recount(source, connection.vendor))
             for figure, item, grain, at, n in cursor.fetchall():
                 bucket = parse_datetime(at).replace(tzinfo=UTC) if isinstance(at, str) else at  # SQLite: UTC text

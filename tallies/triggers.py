@@ -1,8 +1,6 @@
 """The triggers that keep the tallies, and the recount that checks them.
 
-One description per source table (``SOURCES``): the columns the figures
-read, how one pass groups the rows, and the rows of Tally each group adds
-to. From it come, for each database:
+From each source's description (``tallies.sources``) come, for each database:
 
 - PostgreSQL: an AFTER ... FOR EACH STATEMENT trigger per event, reading
   the statement's transition tables (REFERENCING OLD TABLE / NEW TABLE):
@@ -20,76 +18,10 @@ never from user input.
 
 from dataclasses import dataclass
 
-from inventory.choices import HostStatus, PolicyStatus, PortState
-from tallies.choices import EXACT, HOUR, Figure
+from tallies.choices import EXACT, HOUR
+from tallies.sources import DELETE, INSERT, SOURCES, UPDATE, Source
 
-
-@dataclass(frozen=True)
-class Adds:
-    """Rows of the source's groups that add to ``figure``: those matching
-    ``where``, under ``item``, timed by ``at`` (None: an untimed figure)."""
-
-    figure: str
-    where: str = "TRUE"
-    item: str = "''"
-    at: str | None = None
-
-
-@dataclass(frozen=True)
-class Source:
-    name: str
-    table: str
-    columns: tuple[str, ...]
-    # One pass over the rows: "expression AS name" for each group column.
-    groups: tuple[str, ...]
-    adds: tuple[Adds, ...]
-
-    @property
-    def figures(self) -> list[str]:
-        return sorted({add.figure for add in self.adds})
-
-
-SOURCES = [
-    Source(
-        "host",
-        "inventory_host",
-        ("zone_id", "status", "last_scanned"),
-        (
-            "CAST(zone_id AS TEXT) AS zone_item",
-            f"status = '{HostStatus.UNREACHABLE}' AS unreachable",
-            "last_scanned AS scanned",
-        ),
-        (
-            Adds(Figure.HOSTS, item="zone_item"),
-            Adds(Figure.UNREACHABLE, where="unreachable"),
-            Adds(Figure.SCANNED, item="zone_item", at="scanned"),
-        ),
-    ),
-    Source(
-        "service",
-        "inventory_service",
-        ("state", "policy_status", "first_seen"),
-        (
-            f"state = '{PortState.OPEN}' AS is_open",
-            "policy_status AS status",
-            f"CASE WHEN state = '{PortState.OPEN}' AND policy_status = '{PolicyStatus.UNREVIEWED}' "
-            "THEN first_seen END AS waiting",
-        ),
-        (
-            Adds(Figure.OPEN, where="is_open"),
-            Adds(Figure.UNREVIEWED, where=f"is_open AND status = '{PolicyStatus.UNREVIEWED}'"),
-            Adds(Figure.VIOLATING, where=f"is_open AND status = '{PolicyStatus.REJECTED}'"),
-            Adds(Figure.WAITING, where="waiting IS NOT NULL", at="waiting"),
-        ),
-    ),
-    Source(
-        "change",
-        "scans_change",
-        ("kind", "created_at"),
-        ("kind", "created_at"),
-        (Adds(Figure.CHANGES, item="kind", at="created_at"),),
-    ),
-]
+__all__ = ["SOURCES", "Source", "drop_statements", "install_statements", "recount", "trigger_names"]
 
 
 @dataclass(frozen=True)
@@ -136,7 +68,7 @@ def deltas(source: Source, rows: str, dialect: Dialect, *, one_row: bool = False
         for grain, bucket in buckets:
             parts.append(
                 f"SELECT '{add.figure}' AS figure, {add.item} AS item, {grain} AS grain, {bucket} AS bucket, d "  # noqa: S608
-                f"FROM {groups} WHERE {add.where}"
+                f"FROM {groups} {add.join} WHERE {add.where}"
             )
     union = " UNION ALL ".join(parts)
     select = (
@@ -177,16 +109,18 @@ BEGIN
 END $$;
 """
 
-_PG_TRIGGERS = """
-CREATE TRIGGER tallies_{name}_insert AFTER INSERT ON {table}
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tallies_{name}();
-CREATE TRIGGER tallies_{name}_delete AFTER DELETE ON {table}
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tallies_{name}();
-CREATE TRIGGER tallies_{name}_update AFTER UPDATE ON {table}
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tallies_{name}();
-CREATE TRIGGER tallies_{name}_truncate AFTER TRUNCATE ON {table}
-    FOR EACH STATEMENT EXECUTE FUNCTION tallies_{name}_truncate();
-"""
+_PG_TRIGGERS = {
+    INSERT: "CREATE TRIGGER tallies_{name}_insert AFTER INSERT ON {table} "
+    "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tallies_{name}()",
+    DELETE: "CREATE TRIGGER tallies_{name}_delete AFTER DELETE ON {table} "
+    "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tallies_{name}()",
+    UPDATE: "CREATE TRIGGER tallies_{name}_update AFTER UPDATE ON {table} "
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tallies_{name}()",
+}
+_PG_TRUNCATE = (
+    "CREATE TRIGGER tallies_{name}_truncate AFTER TRUNCATE ON {table} "
+    "FOR EACH STATEMENT EXECUTE FUNCTION tallies_{name}_truncate()"
+)
 
 
 def _postgresql(source: Source) -> list[str]:
@@ -198,7 +132,8 @@ def _postgresql(source: Source) -> list[str]:
         updated=deltas(source, f"{new} UNION ALL {old}", POSTGRESQL),
         figures=", ".join(f"'{figure}'" for figure in source.figures),
     )
-    return [function, _PG_TRIGGERS.format(name=source.name, table=source.table)]
+    triggers = [_PG_TRIGGERS[event] for event in source.events] + [_PG_TRUNCATE]
+    return [function, *(trigger.format(name=source.name, table=source.table) for trigger in triggers)]
 
 
 # --- SQLite -------------------------------------------------------------------------------
@@ -217,14 +152,16 @@ def _sqlite(source: Source) -> list[str]:
         return _SQLITE_UPSERT.format(select=deltas(source, rows, SQLITE, one_row=True))
 
     changed = " OR ".join(f"OLD.{column} IS NOT NEW.{column}" for column in source.columns)
-    return [
-        f"CREATE TRIGGER tallies_{source.name}_insert AFTER INSERT ON {source.table} BEGIN {upsert(row('NEW', 1))} END",
-        f"CREATE TRIGGER tallies_{source.name}_delete AFTER DELETE ON {source.table} "
+    triggers = {
+        INSERT: f"CREATE TRIGGER tallies_{source.name}_insert AFTER INSERT ON {source.table} "
+        f"BEGIN {upsert(row('NEW', 1))} END",
+        DELETE: f"CREATE TRIGGER tallies_{source.name}_delete AFTER DELETE ON {source.table} "
         f"BEGIN {upsert(row('OLD', -1))} END",
-        f"CREATE TRIGGER tallies_{source.name}_update AFTER UPDATE OF {', '.join(source.columns)} "
+        UPDATE: f"CREATE TRIGGER tallies_{source.name}_update AFTER UPDATE OF {', '.join(source.columns)} "
         f"ON {source.table} WHEN {changed} "
         f"BEGIN {upsert(row('NEW', 1) + ' UNION ALL ' + row('OLD', -1))} END",
-    ]
+    }
+    return [triggers[event] for event in source.events]
 
 
 # --- installing ------------------------------------------------------------------------------
@@ -238,7 +175,7 @@ SELECT figure, item, grain, bucket, n FROM tallies_tallydelta
 
 
 def trigger_names(source: Source, vendor: str) -> list[str]:
-    events = ["insert", "delete", "update"] + (["truncate"] if vendor == "postgresql" else [])
+    events = [*source.events, *(["truncate"] if vendor == "postgresql" else [])]
     return [f"tallies_{source.name}_{event}" for event in events]
 
 

@@ -16,6 +16,7 @@ from inventory.api import register as register_inventory
 from portwatch.account import TokenAdminViewSet
 from portwatch.middleware import CONTENT_SECURITY_POLICY
 from reach.api import register as register_reach
+from reach.matrix_api import register as register_matrix
 from reach.segmentation_api import register as register_segmentation
 from scans.api import register as register_scans
 
@@ -66,6 +67,7 @@ register_scans(router)
 register_alerts(router)
 register_reach(router)
 register_segmentation(router)
+register_matrix(router)
 router.register("tokens", TokenAdminViewSet, basename="token")
 
 urlpatterns = [
