@@ -137,7 +137,9 @@ def _read(queryset: QuerySet, after: Cursor | None, limit: int) -> list[Exposure
     """Up to ``limit`` rows after the cursor, in (host, protocol, port) order: one or two index ranges."""
     queryset = queryset.select_related("host__zone").order_by("host_id", "protocol", "port")
     if queryset.model is SegmentationViolation:
-        queryset = queryset.select_related("rule__zone", "rule__tag", "rule__host__zone")
+        queryset = queryset.select_related("rule__zone", "rule__tag", "rule__host__zone").prefetch_related(
+            "rule__vantage_points"
+        )
     ranges = after.after() if after else [Q()]
     found: list = []
     for condition in ranges:
@@ -160,7 +162,8 @@ def _mark_violations(vantage: VantagePoint, rows: list[Exposure]) -> None:
     if not rows:
         return
     found = SegmentationViolation.objects.filter(vantage=vantage, host_id__in={row.host.pk for row in rows})
-    by_key = {(v.host_id, v.protocol, v.port): v for v in found.select_related("rule__zone", "rule__tag")}
+    found = found.select_related("rule__zone", "rule__tag", "rule__host__zone").prefetch_related("rule__vantage_points")
+    by_key = {(v.host_id, v.protocol, v.port): v for v in found}
     for row in rows:
         violation = by_key.get(row.key)
         if violation is not None:

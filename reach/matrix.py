@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Exists, OuterRef, Q
 
-from inventory.choices import ANY_PROTOCOL, PortState, RuleScope
+from inventory.choices import PortState
 from inventory.models import RiskRule, Service, Tag, Zone
 from inventory.ports import PortSet
+from reach import segmentation
 from reach.models import PortView, SegmentationRule, SegmentationViolation, VantagePoint
 from tallies import read
 from tallies.choices import Figure
@@ -201,24 +202,9 @@ def _numbers(query: Query) -> Q:
     if query.protocol:
         where &= Q(protocol=query.protocol)
     if query.rule is not None:
-        rule = query.rule
-        where &= Q(port__gte=rule.port_start, port__lte=rule.port_end) & _rule_scope(rule)
-        if rule.protocol != ANY_PROTOCOL:
-            where &= Q(protocol=rule.protocol)
+        # The ports the rule covers, in its scope (what it could govern, from any vantage point).
+        where &= segmentation.reach_of(query.rule)
     return where
-
-
-def _rule_scope(rule: SegmentationRule) -> Q:
-    """The hosts a rule's scope covers, as a condition on a row's host."""
-    if rule.scope == RuleScope.ZONE:
-        return Q(host__zone_id=rule.zone_id)
-    if rule.scope == RuleScope.TAG:
-        return Q(host__tags=rule.tag_id)
-    if rule.scope == RuleScope.CIDR:
-        return Q(host__address__in_cidr=rule.cidr)
-    if rule.scope == RuleScope.HOST:
-        return Q(host_id=rule.host_id)
-    return Q()
 
 
 def _risky(severity: int) -> tuple[Q, Q | None]:

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from inventory.models import Host, Service
 from reach.liveness import Board, Liveness
-from reach.models import HostView, PortView, VantagePoint
+from reach.models import HostView, PortView, SegmentationRule, SegmentationViolation, VantagePoint
 
 
 @dataclass
@@ -30,6 +30,11 @@ class Sight:
     last_seen: datetime | None = None
     # When it last scanned the host (a port's row: when it did not see the port open).
     last_scanned: datetime | None = None
+    # A port's row: the segmentation rule that governs it from there (None: no rule speaks),
+    # whether that rule forbids it, and the violation while it lasts.
+    rule: SegmentationRule | None = None
+    forbidden: bool = False
+    violation: SegmentationViolation | None = None
 
 
 @dataclass
@@ -78,7 +83,22 @@ def of_port(host: Host, protocol: str, port: int, service: Service | None) -> Re
             scanned_only.append(Sight(vantage, board.of(vantage), False, "", last_scanned=scanned[vantage.pk]))
         else:
             never.append(vantage)
+    _judge(host, protocol, port, [*seen, *scanned_only])
     return Reach(seen, scanned_only, never)
+
+
+def _judge(host: Host, protocol: str, port: int, sights: list[Sight]) -> None:
+    """Each vantage point's governing segmentation rule for the port, and its violation (a query or two each)."""
+    from reach import segmentation  # noqa: PLC0415 - segmentation builds on the views this module reads
+
+    violations = SegmentationViolation.objects.filter(host=host, protocol=protocol, port=port)
+    by_vantage = {violation.vantage_id: violation for violation in violations.select_related("rule")}
+    for sight in sights:
+        rules = segmentation.governing(host, protocol, port, sight.vantage)
+        if rules:
+            sight.rule = rules[0]
+            sight.forbidden = segmentation.forbids(rules[0], sight.vantage)
+        sight.violation = by_vantage.get(sight.vantage.pk)
 
 
 def of_host(host: Host) -> Reach:

@@ -190,12 +190,13 @@ def governing(host: Host, protocol: str, port: int, vantage: VantagePoint, now: 
         RuleScope.CIDR: lambda rule: in_cidr(host.address, rule.cidr),
     }
     speaking = [rule for rule in rules if matches[rule.scope](rule)]
+    return sorted(speaking, key=lambda rule: (-rule.specificity, -forbids(rule, vantage), -rule.pk))
 
-    def forbids(rule) -> bool:
-        listed = vantage.pk in {vp.pk for vp in rule.vantage_points.all()}
-        return rule.mode == SegmentationMode.DENY or (rule.mode == SegmentationMode.ONLY and not listed)
 
-    return sorted(speaking, key=lambda rule: (-rule.specificity, -forbids(rule), -rule.pk))
+def forbids(rule: SegmentationRule, vantage: VantagePoint) -> bool:
+    """Whether ``rule`` (one that speaks about ``vantage``) forbids it to reach the ports it covers."""
+    listed = vantage.pk in {vp.pk for vp in rule.vantage_points.all()}
+    return rule.mode == SegmentationMode.DENY or (rule.mode == SegmentationMode.ONLY and not listed)
 
 
 def reach_of(rule: SegmentationRule) -> Q:

@@ -203,6 +203,13 @@ def test_pages_show_the_cells_and_their_lists_escaped(client, lab, viewer, clien
     assert "violates" in text
     listed = client.get(reverse("exposure-cell", args=["office-lan"]), {"zone": "dc1", "violations": "1"})
     assert A1 in listed.content.decode()
+    # The port's page: from each vantage point, the rule that governs it and the violation.
+    host = Host.objects.get(address=A1)
+    port_page = client.get(reverse("port-detail", args=[host.public_id, "tcp", 22])).content.decode()
+    assert "violation since" in port_page
+    look(None, {A1: {22: "open"}}, zone=dc1)
+    port_page = client.get(reverse("port-detail", args=[host.public_id, "tcp", 22])).content.decode()
+    assert port_page.count("violation since") == 1 and "no rule" in port_page  # the home: no rule speaks
 
     bad = client.get(reverse("exposure-matrix"), {"port": "22,70000", "risk": "9"})
     assert bad.status_code == 400
