@@ -211,15 +211,22 @@ def _risky(severity: int) -> tuple[Q, Q | None]:
     """Ports of the risk table's kinds of at least ``severity``: by number, and by nmap's service name.
 
     As ``inventory.risk`` decides: a rule for the port's number first, a
-    rule for its service name only on a port no number rule names.
+    rule for its service name only on a port no number rule names. One IN
+    list per protocol, so the database matches them from an index.
     """
-    by_port, by_name, numbered = Q(pk__in=[]), None, Q(pk__in=[])
+    risky_ports, numbered, names = defaultdict(set), defaultdict(set), defaultdict(set)
     for rule in RiskRule.objects.all():
         if rule.port is not None:
-            numbered |= Q(protocol=rule.protocol, port=rule.port)
+            numbered[rule.protocol].add(rule.port)
             if rule.severity >= severity:
-                by_port |= Q(protocol=rule.protocol, port=rule.port)
+                risky_ports[rule.protocol].add(rule.port)
         if rule.service_name and rule.severity >= severity:
-            named = Q(protocol=rule.protocol, name=rule.service_name)
-            by_name = named if by_name is None else by_name | named
-    return by_port, (by_name & ~numbered) if by_name is not None else None
+            names[rule.protocol].add(rule.service_name)
+    by_port = Q(pk__in=[])
+    for protocol, ports in risky_ports.items():
+        by_port |= Q(protocol=protocol, port__in=sorted(ports))
+    by_name = None
+    for protocol, listed in names.items():
+        named = Q(protocol=protocol, name__in=sorted(listed)) & ~Q(port__in=sorted(numbered[protocol]))
+        by_name = named if by_name is None else by_name | named
+    return by_port, by_name

@@ -167,6 +167,8 @@ MATRIX = [
     ("segmentation-rule-edit", "post", Role.ADMIN, "segrule"),
     ("segmentation-rule-delete", "post", Role.ADMIN, "segrule"),
     ("segmentation-violation-list", "get", Role.VIEWER, None),
+    ("exposure-matrix", "get", Role.VIEWER, None),
+    ("exposure-cell", "get", Role.VIEWER, "vantage"),
     ("lockout-list", "get", Role.ADMIN, None),
     ("lockout-unlock", "post", Role.ADMIN, None),
 ]

@@ -102,6 +102,9 @@ MATRIX = {
     ("vantage-point-detail", "patch"): A,
     ("vantage-point-detail", "delete"): A,
     ("port-view-list", "get"): V,
+    # The exposure matrix and a cell's list: read by everyone, as on their pages.
+    ("exposure-matrix-list", "get"): V,
+    ("exposure-list", "get"): V,
     # Segmentation rules: read by everyone, written by admins, as on the segmentation pages.
     ("segmentation-rule-list", "get"): V,
     ("segmentation-rule-list", "post"): A,

@@ -6,15 +6,23 @@ the hosts' side drops by scanner address. Each vantage point has a real
 Celery worker (``run_worker --vantage``) whose nmap runs in that vantage
 point's namespace, on the suite's PostgreSQL and Redis. So a port can be open
 from one and filtered from the other, and each view changes only with its
-own scans.
+own scans; a segmentation rule is violated when a firewall change lets the
+wrong vantage point in (alerted once, counted in the exposure matrix) and
+kept again when the firewall rule is restored.
 """
 
 import pytest
 import redis
 from django.conf import settings
+from django.db import transaction
 
+from alerts.choices import ChannelKind
+from alerts.models import AlertRule, Channel, Notification
+from inventory.choices import RuleScope
 from inventory.models import Service, Zone
-from reach.models import PortView, VantagePoint
+from reach import matrix, segmentation
+from reach.models import PortView, SegmentationRule, SegmentationViolation, VantagePoint
+from reach.segmentation_choices import SegmentationMode
 from scans.choices import ChangeKind as K
 from scans.choices import ChunkStatus, RunStatus
 from scans.models import Change, ScanProfile, ScanRun, ScanTarget, ScopeRule
@@ -101,22 +109,44 @@ def test_each_vantage_point_sees_what_its_network_lets_through_and_only_its_own_
         # Neither is the zone's home: the inventory's port states are untouched.
         assert not Service.objects.exists()
 
-        # The firewall change that lets the office reach the database port.
+        # The segmentation rule: the database port only from dc1-app, alerted on a log channel.
+        channel = Channel.objects.create(name="log", kind=ChannelKind.LOG)
+        channel.rules.set(AlertRule.objects.filter(name="Segmentation violated"))
+        with transaction.atomic():
+            rule = SegmentationRule.objects.create(
+                scope=RuleScope.GLOBAL, protocol="tcp", port_start=41022, port_end=41022,
+                mode=SegmentationMode.ONLY, justification="the database from the app tier only",
+            )  # fmt: skip
+            rule.vantage_points.set([VantagePoint.objects.get(name="dc1-app")])
+            segmentation.rule_changed(None, rule)
+        assert not SegmentationViolation.objects.exists()
+
+        # The firewall change that lets the office reach the database port: a violation, alerted once.
         lab.allow(41022, host=db, from_vantage="office-lan")
         office = VantagePoint.objects.get(name="office-lan")
         second = start_run(target, vantage=office)
         finished([second], workers)
-        assert kinds(second) == {(K.EXPOSURE_OPENED, db, 41022)}
+        assert kinds(second) == {(K.EXPOSURE_OPENED, db, 41022), (K.SEGMENTATION_VIOLATED, db, 41022)}
         assert seen_from("office-lan")[(db, 41022)] == "open"
         assert seen_from("dc1-app")[(db, 41022)] == "open"
+        assert list(SegmentationViolation.objects.values_list("vantage__name", "port")) == [("office-lan", 41022)]
+        notification = Notification.objects.get(channel=channel)
+        assert list(notification.changes.values_list("kind", "vantage__name")) == [
+            (K.SEGMENTATION_VIOLATED, "office-lan")
+        ]
+        cells = matrix.kept().as_numbers()
+        assert cells[("default", "office-lan")] == (2, 1) and cells[("default", "dc1-app")] == (3, 0)
 
         # Restored: filtered from the office again, and only the office's view says so.
         lab.drop(41022, host=db, from_vantage="office-lan")
         third = start_run(target, vantage=office)
         finished([third], workers)
-        assert kinds(third) == {(K.EXPOSURE_CLOSED, db, 41022)}
+        assert kinds(third) == {(K.EXPOSURE_CLOSED, db, 41022), (K.SEGMENTATION_KEPT, db, 41022)}
         assert seen_from("office-lan")[(db, 41022)] == "filtered"
         assert seen_from("dc1-app")[(db, 41022)] == "open"
+        assert not SegmentationViolation.objects.exists()
+        assert Notification.objects.filter(channel=channel).count() == 1
+        assert matrix.kept().as_numbers()[("default", "office-lan")] == (1, 0)
     finally:
         for process in workers:
             process.stop()
