@@ -133,6 +133,7 @@ def main(argv=None) -> int:
 
     dc1, tag = Zone.objects.get(name="dc1"), Tag.objects.get(name="tag-3")
     started = time.perf_counter()
+    # The zone-wide rule first: into an empty violations table (a new installation's first rule).
     wide = make_rule("deny", [vantages["office-lan"]], 1, 65535, protocol="any", scope="zone", zone=dc1)
     for port in (5432, 3306, 6379):
         make_rule("only", [vantages["dc1-app"]], port, port, scope="tag", tag=tag)

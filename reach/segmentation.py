@@ -352,11 +352,16 @@ def _insert_new(exposures: QuerySet, now: datetime, excluding: int | None) -> in
         port=OuterRef("port"),
         vantage_id=OuterRef("exposure_vantage"),
     )
+    # Sorted: the whole set is judged before the first row is inserted. Else
+    # the insert feeds on the judging as it goes, and a plan that checks
+    # "not a violation already" by reading the table (one estimated empty:
+    # a first rule) reads every row inserted so far for each exposure, each
+    # time: 42 s instead of 4 s for a zone-wide rule at 20,000 hosts.
     judged = (
         exposures.filter(~Exists(already))
         .annotate(rule_verdict=verdict(now, vantage="exposure_vantage", excluding=excluding))
         .values_list("host_id", "protocol", "port", "exposure_vantage", "rule_verdict")
-        .order_by()
+        .order_by("host_id", "protocol", "port", "exposure_vantage")
     )
     sql, params = _compiled(judged)
     if sql is None:
