@@ -10,10 +10,14 @@ deleted, and random histories of all of these. The cells' lists page through
 both of a home's sources (the inventory and its own view) by cursor.
 """
 
+import json
 from datetime import timedelta
+from io import StringIO
 from types import SimpleNamespace
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -250,6 +254,23 @@ def test_api_lists_the_matrix_and_a_cell(client, lab, viewer):
     bad = client.get("/api/exposure-matrix/", {"rows": "hosts"}, **auth)
     assert bad.status_code == 400 and "rows" in bad.json()
     assert client.get("/api/exposures/", {"vantage": "office-lan", "cursor": "x"}, **auth).status_code == 400
+
+
+def test_manage_py_prints_the_matrix_and_names_a_bad_filter(lab):
+    look(lab.office, {A1: {22: "open", 23: "open"}}, zone=lab.dc1)
+    make_rule(Mode.DENY, [lab.office], ports=(23, 23))
+    out = StringIO()
+    call_command("exposure_matrix", stdout=out)
+    line = next(line for line in out.getvalue().splitlines() if line.startswith("dc1 "))
+    assert line.split()[[*matrix.kept().vantages].index(lab.office) + 1] == "2/1"
+    out = StringIO()
+    call_command("exposure_matrix", "--format=csv", "--port=23", stdout=out)
+    assert "dc1,office-lan,1,1" in out.getvalue().splitlines()
+    out = StringIO()
+    call_command("exposure_matrix", "--format=json", "--rows=tag", stdout=out)
+    assert json.loads(out.getvalue())["rows"] == "tag"
+    with pytest.raises(CommandError, match="--port: 70000 is not a port"):
+        call_command("exposure_matrix", "--port=70000")
 
 
 # --- random histories ----------------------------------------------------------------------------
