@@ -171,8 +171,8 @@ def port_condition(query: Query) -> Q:
     """The ports a query keeps, on a model with host, protocol, port and name (Service, PortView)."""
     where = _numbers(query)
     if query.risk is not None:
-        by_port, by_name = _risky(query.risk)
-        where &= by_port if by_name is None else by_port | by_name
+        risky = Risky.of(query.risk)
+        where &= risky.by_port if risky.names is None else risky.by_port | (risky.names & ~risky.numbered)
     return where
 
 
@@ -182,13 +182,16 @@ def violation_condition(query: Query) -> Q:
     if query.rule is not None:
         where &= Q(rule=query.rule)
     if query.risk is not None:
-        by_port, by_name = _risky(query.risk)
+        risky = Risky.of(query.risk)
         named = Q(pk__in=[])
-        if by_name is not None:
+        if risky.names is not None:
+            # Only a port no number rule names is rated by its name: the
+            # exposure's name is looked up for those alone.
             same = {"host_id": OuterRef("host_id"), "protocol": OuterRef("protocol"), "port": OuterRef("port")}
-            named = Q(Exists(Service.objects.filter(by_name, **same, host__zone__home_vantage=OuterRef("vantage_id"))))
-            named |= Q(Exists(PortView.objects.filter(by_name, **same, vantage_id=OuterRef("vantage_id"))))
-        where &= by_port | named
+            home = Service.objects.filter(risky.names, **same, host__zone__home_vantage=OuterRef("vantage_id"))
+            view = PortView.objects.filter(risky.names, **same, vantage_id=OuterRef("vantage_id"))
+            named = ~risky.numbered & (Q(Exists(home)) | Q(Exists(view)))
+        where &= risky.by_port | named
     return where
 
 
@@ -207,26 +210,34 @@ def _numbers(query: Query) -> Q:
     return where
 
 
-def _risky(severity: int) -> tuple[Q, Q | None]:
-    """Ports of the risk table's kinds of at least ``severity``: by number, and by nmap's service name.
+@dataclass(frozen=True)
+class Risky:
+    """The risk table's kinds of at least a severity, as conditions on a row's protocol, port and name.
 
     As ``inventory.risk`` decides: a rule for the port's number first, a
-    rule for its service name only on a port no number rule names. One IN
-    list per protocol, so the database matches them from an index.
+    rule for its service name only on a port no number rule names
+    (``names & ~numbered``). One IN list per protocol, matched from an index.
     """
-    risky_ports, numbered, names = defaultdict(set), defaultdict(set), defaultdict(set)
-    for rule in RiskRule.objects.all():
-        if rule.port is not None:
-            numbered[rule.protocol].add(rule.port)
-            if rule.severity >= severity:
-                risky_ports[rule.protocol].add(rule.port)
-        if rule.service_name and rule.severity >= severity:
-            names[rule.protocol].add(rule.service_name)
-    by_port = Q(pk__in=[])
-    for protocol, ports in risky_ports.items():
-        by_port |= Q(protocol=protocol, port__in=sorted(ports))
-    by_name = None
-    for protocol, listed in names.items():
-        named = Q(protocol=protocol, name__in=sorted(listed)) & ~Q(port__in=sorted(numbered[protocol]))
-        by_name = named if by_name is None else by_name | named
-    return by_port, by_name
+
+    by_port: Q
+    numbered: Q
+    names: Q | None
+
+    @classmethod
+    def of(cls, severity: int) -> "Risky":
+        risky_ports, numbered, names = defaultdict(set), defaultdict(set), defaultdict(set)
+        for rule in RiskRule.objects.all():
+            if rule.port is not None:
+                numbered[rule.protocol].add(rule.port)
+                if rule.severity >= severity:
+                    risky_ports[rule.protocol].add(rule.port)
+            if rule.service_name and rule.severity >= severity:
+                names[rule.protocol].add(rule.service_name)
+
+        def listed(by: dict, field: str) -> Q:
+            condition = Q(pk__in=[])
+            for protocol, values in by.items():
+                condition |= Q(protocol=protocol, **{f"{field}__in": sorted(values)})
+            return condition
+
+        return cls(listed(risky_ports, "port"), listed(numbered, "port"), listed(names, "name") if names else None)
