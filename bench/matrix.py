@@ -31,7 +31,7 @@ import statistics
 import sys
 import time
 
-from bench.common import fresh_database, setup_django
+from bench.views_seed import make_rule, seeded
 
 DATABASE = "portwatch_bench_matrix"
 GOAL_MS = 200
@@ -40,45 +40,7 @@ ELSEWHERE = (("office-lan", 2), ("dmz", 3), ("k8s-pods", 4), ("dc1-app", 10))
 
 
 def prepare(hosts: int):
-    setup_django(fresh_database(DATABASE), DEBUG="false", ALLOWED_HOSTS="testserver")
-    from django.db import connection
-
-    from bench.seed import seed
-    from inventory.models import Zone
-    from reach.models import VantagePoint, ensure_home
-
-    started = time.perf_counter()
-    seed(hosts, verbose=False)
-    for zone in Zone.objects.all():  # the seed writes zones in SQL: no signal gave them their home
-        ensure_home(zone)
-    vantages = {}
-    with connection.cursor() as cursor:
-        for name, modulo in ELSEWHERE:
-            vantage = vantages[name] = VantagePoint.objects.create(name=name)
-            cursor.execute(
-                "INSERT INTO reach_portview (host_id, vantage_id, protocol, port, state, name, stale, first_seen, "
-                "last_seen, last_changed) SELECT host_id, %s, protocol, port, state, name, FALSE, first_seen, "
-                "last_seen, last_changed FROM inventory_service WHERE state = 'open' AND host_id %% %s = 0",
-                [vantage.pk, modulo],
-            )
-        cursor.execute("ANALYZE reach_portview")
-    print(f"seeded {hosts:,} hosts and the views in {time.perf_counter() - started:.0f} s", flush=True)
-    return vantages
-
-
-def make_rule(mode, vantages, start, end, *, protocol="tcp", **scope):
-    from django.db import transaction
-
-    from reach import segmentation
-    from reach.models import SegmentationRule
-
-    with transaction.atomic():
-        rule = SegmentationRule.objects.create(
-            mode=mode, protocol=protocol, port_start=start, port_end=end, justification="bench", **scope
-        )
-        rule.vantage_points.set(vantages)
-        segmentation.rule_changed(None, rule)
-    return rule
+    return seeded(DATABASE, hosts, dict(ELSEWHERE))
 
 
 def measure(client, name: str, url: str, repeat: int, **headers) -> tuple[str, float, float, float]:
@@ -134,7 +96,7 @@ def main(argv=None) -> int:
     dc1, tag = Zone.objects.get(name="dc1"), Tag.objects.get(name="tag-3")
     started = time.perf_counter()
     # The zone-wide rule first: into an empty violations table (a new installation's first rule).
-    wide = make_rule("deny", [vantages["office-lan"]], 1, 65535, protocol="any", scope="zone", zone=dc1)
+    wide, _ = make_rule("deny", [vantages["office-lan"]], 1, 65535, protocol="any", scope="zone", zone=dc1)
     for port in (5432, 3306, 6379):
         make_rule("only", [vantages["dc1-app"]], port, port, scope="tag", tag=tag)
     with connection.cursor() as cursor:

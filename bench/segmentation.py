@@ -26,7 +26,7 @@ import statistics
 import sys
 import time
 
-from bench.common import fresh_database, setup_django
+from bench.views_seed import make_rule, seeded
 
 DATABASE = "portwatch_bench_segmentation"
 
@@ -40,45 +40,8 @@ def timed(label: str, action):
 
 
 def prepare(hosts: int):
-    setup_django(fresh_database(DATABASE), DEBUG="false", ALLOWED_HOSTS="testserver")
-    from django.db import connection
-
-    from bench.seed import seed
-    from inventory.models import Zone
-    from reach.models import VantagePoint, ensure_home
-
-    started = time.perf_counter()
-    seed(hosts, verbose=False)
-    for zone in Zone.objects.all():  # the seed writes zones in SQL: no signal gave them their home
-        ensure_home(zone)
-    office = VantagePoint.objects.create(name="office-lan")
-    app = VantagePoint.objects.create(name="dc1-app")
-    with connection.cursor() as cursor:
-        for vantage, modulo in ((office, 2), (app, 10)):
-            cursor.execute(
-                "INSERT INTO reach_portview (host_id, vantage_id, protocol, port, state, name, stale, first_seen, "
-                "last_seen, last_changed) SELECT host_id, %s, protocol, port, state, name, FALSE, first_seen, "
-                "last_seen, last_changed FROM inventory_service WHERE state = 'open' AND host_id %% %s = 0",
-                [vantage.pk, modulo],
-            )
-        cursor.execute("ANALYZE reach_portview")
-    print(f"seeded {hosts:,} hosts and the views in {time.perf_counter() - started:.0f} s", flush=True)
-    return office, app
-
-
-def make_rule(mode, vantages, start, end, *, protocol="tcp", **scope):
-    from django.db import transaction
-
-    from reach import segmentation
-    from reach.models import SegmentationRule
-
-    with transaction.atomic():
-        rule = SegmentationRule.objects.create(
-            mode=mode, protocol=protocol, port_start=start, port_end=end, justification="bench", **scope
-        )
-        rule.vantage_points.set(vantages)
-        outcome = segmentation.rule_changed(None, rule)
-    return rule, outcome
+    views = seeded(DATABASE, hosts, {"office-lan": 2, "dc1-app": 10})
+    return views["office-lan"], views["dc1-app"]
 
 
 def batch(vantage, size: int):

@@ -19,7 +19,8 @@ from the indexes of the rows that match. Both produce the same items, so
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q
 
 from inventory.choices import PortState
 from inventory.models import RiskRule, Service, Tag, Zone
@@ -105,6 +106,17 @@ def kept(rows: str = ROWS_ZONE) -> Matrix:
 
 def counted(query: Query) -> Matrix:
     """Every cell counted from the rows the query matches (the filters' indexes narrow them)."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                # As reach.segmentation does: the estimates of a count over a
+                # million rows trigger JIT compilation, which took 1.0 of the
+                # 1.4 s of the risk filter's violations at 100,000 hosts.
+                cursor.execute("SET LOCAL jit = off")
+        return _counted(query)
+
+
+def _counted(query: Query) -> Matrix:
     by = "host__zone_id" if query.rows == ROWS_ZONE else "host__tags"
     exposed: dict[str, int] = defaultdict(int)
     violated: dict[str, int] = defaultdict(int)
@@ -187,10 +199,11 @@ def violation_condition(query: Query) -> Q:
         if risky.names is not None:
             # Only a port no number rule names is rated by its name: the
             # exposure's name is looked up for those alone.
+            # (The home's exposure is the inventory's row: one probe of its unique index.)
             same = {"host_id": OuterRef("host_id"), "protocol": OuterRef("protocol"), "port": OuterRef("port")}
-            home = Service.objects.filter(risky.names, **same, host__zone__home_vantage=OuterRef("vantage_id"))
-            view = PortView.objects.filter(risky.names, **same, vantage_id=OuterRef("vantage_id"))
-            named = ~risky.numbered & (Q(Exists(home)) | Q(Exists(view)))
+            home = Q(vantage__home_of_id=F("host__zone_id")) & Q(Exists(Service.objects.filter(risky.names, **same)))
+            view = Q(Exists(PortView.objects.filter(risky.names, **same, vantage_id=OuterRef("vantage_id"))))
+            named = ~risky.numbered & (home | view)
         where &= risky.by_port | named
     return where
 
