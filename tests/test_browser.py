@@ -171,13 +171,14 @@ def test_a_morning_in_the_browser(page, stack, lab, reviewer_login):
     shot(review, "08-changes")
     # The exposure matrix: the zone's home reaches the host's two open ports; its cell lists them.
     review.goto("/exposure/")
+    shot(review, "09-exposure-matrix")
     cell = review.locator("table.matrix tbody tr", has_text="default").get_by_role("link", name="2 open")
     cell.click()
     review.wait_for_url(re.compile(r"/exposure/from/default/\?zone=default"))
     assert "41022/tcp" in review.locator("main table tbody").inner_text()
-    shot(review, "09-exposure-cell")
+    shot(review, "10-exposure-cell")
     review.goto("/exposure/?rows=tag")
-    shot(review, "10-exposure-matrix-by-tag")
+    shot(review, "11-exposure-matrix-by-tag")
     overview.bring_to_front()
     expect(overview.locator("#ports-chart")).to_have_attribute("data-last", "2,0,1", timeout=30_000)
 
