@@ -158,13 +158,23 @@ def _exposure(row) -> Exposure:
 
 
 def _mark_violations(vantage: VantagePoint, rows: list[Exposure]) -> None:
-    """The rule each listed port violates from this vantage point, if any (one indexed lookup for the page)."""
+    """The rule each listed port violates from this vantage point, if any.
+
+    The page's hosts' violations from here are read as plain values (a host
+    may have many: a zone-wide rule violates every port), then the few rules
+    they name are loaded once each.
+    """
     if not rows:
         return
     found = SegmentationViolation.objects.filter(vantage=vantage, host_id__in={row.host.pk for row in rows})
-    found = found.select_related("rule__zone", "rule__tag", "rule__host__zone").prefetch_related("rule__vantage_points")
-    by_key = {(v.host_id, v.protocol, v.port): v for v in found}
+    by_key = {
+        (host, protocol, port): (rule, since)
+        for host, protocol, port, rule, since in found.values_list("host_id", "protocol", "port", "rule_id", "since")
+    }
+    wanted = {by_key[row.key][0] for row in rows if row.key in by_key}
+    rules = SegmentationRule.objects.filter(pk__in=wanted).select_related("zone", "tag", "host__zone")
+    rules = {rule.pk: rule for rule in rules.prefetch_related("vantage_points")}
     for row in rows:
-        violation = by_key.get(row.key)
-        if violation is not None:
-            row.rule, row.since = violation.rule, violation.since
+        rule_id, since = by_key.get(row.key, (None, None))
+        if rule_id in rules:  # (a rule deleted between the two reads took its violation along)
+            row.rule, row.since = rules[rule_id], since
