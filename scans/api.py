@@ -326,6 +326,23 @@ class RunDetailSerializer(RunSerializer):
         return ChunkSerializer(run.chunks.prefetch_related("tries")[:1000], many=True).data
 
 
+class RunStartedSerializer(RunDetailSerializer):
+    """A run just started, from the target's first vantage point (its zone's home first), and the others'."""
+
+    also_started = serializers.SerializerMethodField(
+        help_text="The runs started at the same time from the target's other vantage points (one each), "
+        "without their chunks: follow their ids."
+    )
+
+    class Meta(RunDetailSerializer.Meta):
+        fields = [*RunDetailSerializer.Meta.fields, "also_started"]
+        read_only_fields = fields
+
+    @extend_schema_field(RunSerializer(many=True))
+    def get_also_started(self, run):
+        return RunSerializer(self.context.get("also_started", []), many=True).data
+
+
 class RunStartSerializer(serializers.Serializer):
     target = serializers.UUIDField(help_text="The target's id.")
     address = serializers.CharField(
@@ -364,12 +381,13 @@ class RunViewSet(RoleMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     @extend_schema(
         request=RunStartSerializer,
         responses={
-            201: RunDetailSerializer,
+            201: RunStartedSerializer,
             400: OpenApiResponse(OpenApiTypes.OBJECT, description="Refused (scope, target); nothing was queued."),
         },
     )
     def create(self, request):
-        """Scan a target now (or one of its hosts): the run is queued for the workers of its zone."""
+        """Scan a target now (or one of its hosts): a run from each of its vantage points, queued for their
+        workers. The response is the first run (the zone's home first); ``also_started`` lists the others."""
         incoming = RunStartSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         target = ScanTarget.objects.select_related("zone", "profile").filter(
@@ -381,11 +399,12 @@ class RunViewSet(RoleMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         only = incoming.validated_data.get("address") or None
         try:
             with transaction.atomic():
-                run = services.start_runs(target, requested_by=request.user, only=only)[0]
+                run, *others = services.start_runs(target, requested_by=request.user, only=only)
                 audit.record(request.user, "target.scan", target, summary=f"Scan now of {only or 'every target'}.")
         except (TargetSpecError, ScopeError) as error:
             raise exceptions.ValidationError({"detail": [f"Not scanned: {error}"]}) from None
-        return Response(RunDetailSerializer(run).data, status=status.HTTP_201_CREATED)
+        data = RunStartedSerializer(run, context={"also_started": others}).data
+        return Response(data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request=None,

@@ -26,6 +26,7 @@ from inventory import review
 from inventory.choices import Decision, PolicyStatus
 from inventory.models import AuditEntry, Host, PortRule, Service, Zone
 from portwatch.roles import Role, role_of
+from reach.models import VantagePoint
 from scans.choices import ChangeKind, ChunkStatus, RunStatus
 from scans.models import ScanProfile, ScanRun, ScanTarget
 from tests.factories import observe
@@ -450,6 +451,19 @@ def test_a_run_is_started_watched_and_cancelled(admin_api, django_capture_on_com
     assert status["status"] == RunStatus.CANCELLED and status["is_terminal"]
     assert admin_api.post(f"/api/runs/{run['id']}/cancel/").status_code == 409
     assert actions() == ["target.scan", "run.cancel"]
+
+
+def test_scan_now_of_a_target_with_several_vantage_points_says_every_run_it_started(admin_api):
+    target = ScanTarget.objects.create(
+        name="lab", zone=Zone.default(), targets="127.64.0.0/30", profile=ScanProfile.objects.get(slug="quick")
+    )
+    target.vantage_points.set([Zone.default().home_vantage, VantagePoint.objects.create(name="office-lan")])
+    response = admin_api.post("/api/runs/", {"target": str(target.public_id)}, format="json")
+    assert response.status_code == 201, response.json()
+    run = response.json()
+    assert run["vantage"] == Zone.default().home_vantage.name  # the zone's home first, with its chunks
+    assert [(other["vantage"], other["status"]) for other in run["also_started"]] == [("office-lan", RunStatus.QUEUED)]
+    assert {run["id"], run["also_started"][0]["id"]} == {str(r.public_id) for r in ScanRun.objects.all()}
 
 
 def test_a_run_of_one_host_stays_within_its_target(admin_api):
