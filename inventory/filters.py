@@ -73,14 +73,15 @@ SERVICE_RISK_SORT = ["-risk", "first_seen"]
 SMALL_TAG_HOSTS = 2000
 
 
-def host_zone_filter() -> django_filters.ModelChoiceFilter:
-    """By the zone of the row's host (``?zone=<name>``): ports, changes, a vantage point's view."""
+def host_zone_filter(**options) -> django_filters.ModelChoiceFilter:
+    """By the zone of the row's host (``?zone=<name>``): ports, changes, a vantage point's view, violations."""
     return django_filters.ModelChoiceFilter(
         queryset=Zone.objects.all(),
         to_field_name="name",
         field_name="host__zone",
         empty_label="all zones",
         label="Zone",
+        **options,
     )
 
 

@@ -76,14 +76,6 @@ class Row:
     item: Zone | Tag
     cells: list[Cell] = field(default_factory=list)
 
-    @property
-    def exposed(self) -> int:
-        return sum(cell.exposed for cell in self.cells)
-
-    @property
-    def violated(self) -> int:
-        return sum(cell.violated for cell in self.cells)
-
 
 @dataclass
 class Matrix:

@@ -4,8 +4,8 @@ import django_filters
 from django import forms
 
 from inventory.choices import RuleScope
+from inventory.filters import host_zone_filter
 from inventory.forms import ScopedRuleForm
-from inventory.models import Zone
 from reach.models import SegmentationRule, SegmentationViolation, VantagePoint
 from reach.segmentation_choices import SegmentationMode
 
@@ -91,14 +91,7 @@ class SegmentationViolationFilter(django_filters.FilterSet):
         label="Reached from",
         distinct=False,
     )
-    zone = django_filters.ModelChoiceFilter(
-        queryset=Zone.objects.all(),
-        to_field_name="name",
-        field_name="host__zone",
-        empty_label="all zones",
-        label="Zone",
-        distinct=False,
-    )
+    zone = host_zone_filter(distinct=False)
     rule = django_filters.UUIDFilter(field_name="rule__public_id", label="Rule id", distinct=False)
 
     class Meta:

@@ -1,4 +1,4 @@
-"""The segmentation pages on a 390-pixel-wide phone: nothing wider than the screen.
+"""The segmentation and exposure pages on a 390-pixel-wide phone: nothing wider than the screen.
 
 A real browser (headless Chromium, as tests/test_browser.py) against a live
 server, logged in as an admin (the widest pages: every button shown).
@@ -55,6 +55,12 @@ def test_the_segmentation_pages_fit_a_390_pixel_screen(live_server, world, monke
         "rule": world.get_absolute_url(),
         "rule-form": reverse("segmentation-rule-edit", args=[world.public_id]),
         "violations": reverse("segmentation-violation-list"),
+        "exposure": reverse("exposure-matrix"),
+        "exposure-by-tag": f"{reverse('exposure-matrix')}?rows=tag",
+        "exposure-cell": f"{reverse('exposure-cell', args=['office-lan-long-vantage-name'])}?zone=default",
+        "exposure-violations": (
+            f"{reverse('exposure-cell', args=['office-lan-long-vantage-name'])}?zone=default&violations=1"
+        ),
     }
     # Logged in as a browser would be, by its session cookie (users are made before Playwright runs).
     client = Client()
