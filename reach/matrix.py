@@ -11,24 +11,31 @@ Unfiltered, the cells are kept counts (``tallies``: the triggers described
 in ``tallies.sources`` keep them per vantage point and zone or tag in the
 transactions that change ports, views, violations, tags and zones), so the
 page reads a few hundred rows whatever the inventory's size. Filtered (by
-port, protocol, risk or segmentation rule) they are counted on request,
-from the indexes of the rows that match. Both produce the same items, so
+port, protocol, risk or a rule of a zone, a tag or everywhere) they are the
+same counts kept per port, service name and rule, summed over the ports the
+filter keeps (``per_port``): a few rows per port, whatever the number of
+hosts. Only a rule of a network or a host, and the few violations the risk
+table rates by their service's name, are counted from the rows on request
+(``counted``, from the indexes of the rows that match). All produce the same
+items, so ``counted(query)`` equals ``per_port(query)`` and
 ``counted(Query())`` equals ``kept()``: the tests hold them to each other.
 """
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 
-from inventory.choices import PortState
+from inventory.choices import PortState, RuleScope
 from inventory.models import RiskRule, Service, Tag, Zone
 from inventory.ports import PortSet
 from reach import segmentation
 from reach.models import PortView, SegmentationRule, SegmentationViolation, VantagePoint
 from tallies import read
-from tallies.choices import Figure
+from tallies.choices import EXACT, Figure
+from tallies.models import TallyRow
 
 ROWS_ZONE, ROWS_TAG = "zone", "tag"
 
@@ -109,12 +116,27 @@ def counted(query: Query) -> Matrix:
 
 
 def _counted(query: Query) -> Matrix:
-    by = "host__zone_id" if query.rows == ROWS_ZONE else "host__tags"
     exposed: dict[str, int] = defaultdict(int)
     violated: dict[str, int] = defaultdict(int)
-    where = port_condition(query)
+    _count_rows(query.rows, port_condition(query), violation_condition(query), exposed, violated)
+    return _assemble(query, exposed, violated)
+
+
+def _count_rows(rows: str, ports: Q | None, violations: Q, exposed: dict, violated: dict) -> None:
+    """Add to ``exposed`` the open ports matching ``ports`` (None: none), to ``violated`` the ``violations``."""
+    by = "host__zone_id" if rows == ROWS_ZONE else "host__tags"
+    if ports is not None:
+        _count_ports(rows, by, ports, exposed)
+    for row in (
+        SegmentationViolation.objects.filter(violations).values("vantage_id", by).annotate(n=Count("pk")).order_by()
+    ):
+        if row[by] is not None:
+            violated[_cell_item(rows, row["vantage_id"], row[by])] += row["n"]
+
+
+def _count_ports(rows: str, by: str, where: Q, exposed: dict) -> None:
     services = Service.objects.filter(where, state=PortState.OPEN)
-    if query.rows == ROWS_ZONE:
+    if rows == ROWS_ZONE:
         for row in services.values("host__zone_id").annotate(n=Count("pk")).order_by():
             exposed[home_item(row["host__zone_id"])] += row["n"]
     else:
@@ -125,12 +147,7 @@ def _counted(query: Query) -> Matrix:
     views = PortView.objects.filter(where, state=PortState.OPEN)
     for row in views.values("vantage_id", by).annotate(n=Count("pk")).order_by():
         if row[by] is not None:
-            exposed[_cell_item(query.rows, row["vantage_id"], row[by])] += row["n"]
-    violations = SegmentationViolation.objects.filter(violation_condition(query))
-    for row in violations.values("vantage_id", by).annotate(n=Count("pk")).order_by():
-        if row[by] is not None:
-            violated[_cell_item(query.rows, row["vantage_id"], row[by])] += row["n"]
-    return _assemble(query, exposed, violated)
+            exposed[_cell_item(rows, row["vantage_id"], row[by])] += row["n"]
 
 
 def _cell_item(rows: str, vantage_id: int, row_id: int) -> str:
@@ -164,8 +181,104 @@ def _assemble(query: Query, exposed: dict[str, int], violated: dict[str, int]) -
 
 
 def read_matrix(query: Query) -> Matrix:
-    """The page's and the API's matrix: kept counts unless a filter narrows it."""
-    return counted(query) if query.filtered else kept(query.rows)
+    """The page's and the API's matrix: from the kept counts, per port when a filter narrows it."""
+    if not query.filtered:
+        return kept(query.rows)
+    return per_port(query) if summed_per_port(query) else counted(query)
+
+
+# --- narrowed: the counts kept per port ------------------------------------------------------
+
+
+def summed_per_port(query: Query) -> bool:
+    """Whether the per-port counts give ``query``'s matrix (``per_port``), else it is ``counted``.
+
+    A rule picks its rows by the zone or tag in a per-port count's item: a
+    rule of everywhere, a zone, or a tag when the rows are zones. Counted
+    from the rows: a rule of a network or a host, and a tag's rule by tag
+    rows (each row is the hosts of the rule's tag that also have the row's
+    tag: the counts are not kept per pair of tags).
+    """
+    rule = query.rule
+    if rule is None or rule.scope in (RuleScope.GLOBAL, RuleScope.ZONE):
+        return True
+    return rule.scope == RuleScope.TAG and query.rows == ROWS_ZONE
+
+
+# The per-port items (tallies.sources): [r<rule>:][v<vantage>:]z<zone>[:t<tag>].
+_ITEM = re.compile(r"(?:r(?P<rule>\d+):)?(?:v(?P<vantage>\d+):)?z(?P<zone>\d+)(?::t(?P<tag>\d+))?")
+
+
+def per_port(query: Query) -> Matrix:
+    """The matrix narrowed by ``query``, summed from the counts kept per port (``Figure.PER_PORT``).
+
+    The same as ``counted(query)``. Each count names its protocol and port
+    (the open ports' also their service's name, so the risk table's name
+    rules apply to them as to a Service row), its vantage point, zone and
+    tag, and a violation's its rule. The one thing not kept: a violation's
+    service name. The risk table rates by name only a port no number rule
+    names, so only violations on such ports, where an open port of a risky
+    name is counted, are counted from their rows.
+    """
+    if not summed_per_port(query):
+        raise ValueError("this rule's matrix is counted from the rows (summed_per_port)")
+    rule = query.rule
+    ports = _numbers(Query(ports=query.ports, protocol=query.protocol), rule_ports=rule)
+    opened = violations = ports
+    risky = Risky.of(query.risk) if query.risk is not None else None
+    if risky is not None:
+        violations = ports & risky.by_port
+        opened = ports & (risky.by_port if risky.names is None else risky.by_port | (risky.names & ~risky.numbered))
+    # Rows of tags when the matrix's rows are tags, or the rule's scope is one (its hosts' tag rows, summed by zone).
+    tagged = query.rows == ROWS_TAG or (rule is not None and rule.scope == RuleScope.TAG)
+    exposed: dict[str, int] = defaultdict(int)
+    violated: dict[str, int] = defaultdict(int)
+    named_ports: dict[str, set[int]] = defaultdict(set)
+    for key, protocol, port, name, n in _per_port_rows(Figure.EXPOSED_PORT, opened, tagged, rule):
+        exposed[_per_port_item(query.rows, key)] += n
+        if risky is not None and risky.rates_by_name(protocol, port, name):
+            named_ports[protocol].add(port)
+    for key, _protocol, _port, _name, n in _per_port_rows(Figure.VIOLATED_PORT, violations, tagged, rule):
+        violated[_per_port_item(query.rows, key)] += n
+    if named_ports:
+        # Violations where an open port is rated by its name: counted from their rows, on those ports only.
+        on_ports = Q(pk__in=[])
+        for protocol, numbers in named_ports.items():
+            on_ports |= Q(protocol=protocol, port__in=sorted(numbers))
+        where = on_ports & violation_condition(query) & ~risky.by_port
+        _count_rows(query.rows, None, where, exposed, violated)
+    return _assemble(query, exposed, violated)
+
+
+def _per_port_rows(figure: str, where: Q, tagged: bool, rule: SegmentationRule | None):
+    """(item's parts, protocol, port, name, n) of ``figure``'s counts matching ``where``, ``rule``'s scope and rule."""
+    rows = (
+        TallyRow.objects.filter(where, figure=figure, grain=EXACT)
+        .values_list("item", "protocol", "port", "name")
+        .annotate(total=Sum("n"))
+        .order_by()
+    )
+    for item, protocol, port, name, n in rows:
+        key = _ITEM.fullmatch(item)
+        if not n or key is None or (key["tag"] is not None) != tagged:
+            continue
+        if rule is not None:
+            if key["rule"] is not None and int(key["rule"]) != rule.pk:
+                continue
+            if rule.scope == RuleScope.ZONE and int(key["zone"]) != rule.zone_id:
+                continue
+            if rule.scope == RuleScope.TAG and int(key["tag"]) != rule.tag_id:
+                continue
+        yield key, protocol, port, name, int(n)
+
+
+def _per_port_item(rows: str, key: re.Match) -> str:
+    """The cell item (as ``kept`` reads them) a per-port count adds to."""
+    zone, tag = int(key["zone"]), key["tag"] and int(key["tag"])
+    if key["vantage"] is None:
+        return home_item(zone, tag if rows == ROWS_TAG else None)
+    vantage = int(key["vantage"])
+    return view_item(vantage, tag_id=tag) if rows == ROWS_TAG else view_item(vantage, zone_id=zone)
 
 
 # --- filters as conditions on ports (Service, PortView) and violations --------------------------
@@ -200,7 +313,8 @@ def violation_condition(query: Query) -> Q:
     return where
 
 
-def _numbers(query: Query) -> Q:
+def _numbers(query: Query, *, rule_ports: SegmentationRule | None = None) -> Q:
+    """The query's ports and protocol, and its rule's reach (or, given ``rule_ports``, that rule's ports alone)."""
     where = Q()
     if query.ports is not None:
         ranges = Q(pk__in=[])
@@ -212,6 +326,8 @@ def _numbers(query: Query) -> Q:
     if query.rule is not None:
         # The ports the rule covers, in its scope (what it could govern, from any vantage point).
         where &= segmentation.reach_of(query.rule)
+    if rule_ports is not None:
+        where &= segmentation.ports_of(rule_ports)
     return where
 
 
@@ -227,6 +343,13 @@ class Risky:
     by_port: Q
     numbered: Q
     names: Q | None
+    # The same as values: {protocol: port numbers a rule names}, {protocol: risky names}.
+    numbered_ports: dict
+    risky_names: dict
+
+    def rates_by_name(self, protocol: str, port: int, name: str) -> bool:
+        """Whether the port is rated by its service name, and risky by it (``names & ~numbered``)."""
+        return name in self.risky_names.get(protocol, ()) and port not in self.numbered_ports.get(protocol, ())
 
     @classmethod
     def of(cls, severity: int) -> "Risky":
@@ -245,4 +368,10 @@ class Risky:
                 condition |= Q(protocol=protocol, **{f"{field}__in": sorted(values)})
             return condition
 
-        return cls(listed(risky_ports, "port"), listed(numbered, "port"), listed(names, "name") if names else None)
+        return cls(
+            listed(risky_ports, "port"),
+            listed(numbered, "port"),
+            listed(names, "name") if names else None,
+            dict(numbered),
+            dict(names),
+        )

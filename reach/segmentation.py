@@ -199,14 +199,20 @@ def forbids(rule: SegmentationRule, vantage: VantagePoint) -> bool:
     return rule.mode == SegmentationMode.DENY or (rule.mode == SegmentationMode.ONLY and not listed)
 
 
+def ports_of(rule: SegmentationRule) -> Q:
+    """The protocol and ports ``rule`` names, as a condition on protocol and port (any scope)."""
+    condition = Q(port__gte=rule.port_start, port__lte=rule.port_end)
+    if rule.protocol != ANY_PROTOCOL:
+        condition &= Q(protocol=rule.protocol)
+    return condition
+
+
 def reach_of(rule: SegmentationRule) -> Q:
     """The exposures (and violations) ``rule`` could govern, as a condition on host, protocol and port.
 
     Holds for Service, PortView and SegmentationViolation alike: each has those fields.
     """
-    condition = Q(port__gte=rule.port_start, port__lte=rule.port_end)
-    if rule.protocol != ANY_PROTOCOL:
-        condition &= Q(protocol=rule.protocol)
+    condition = ports_of(rule)
     if rule.scope == RuleScope.HOST:
         condition &= Q(host_id=rule.host_id)
     elif rule.scope == RuleScope.ZONE:

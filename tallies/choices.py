@@ -23,6 +23,14 @@ class Figure(models.TextChoices):
     # violations by vantage point and zone or tag (items: tallies.sources).
     EXPOSED = "exposed", "open ports, by vantage point and zone or tag"
     VIOLATED = "violated", "segmentation violations, by vantage point and zone or tag"
+    # The same per protocol and port (and the violations per rule), for the
+    # matrix narrowed to ports, risk or a rule: a few rows per port read.
+    EXPOSED_PORT = "exposed_port", "open ports, by vantage point, zone, tag and port"
+    VIOLATED_PORT = "violated_port", "segmentation violations, by rule, vantage point, zone, tag and port"
+
+
+# The figures whose rows name a protocol and port (the others' are "" and 0).
+PER_PORT = (Figure.EXPOSED_PORT, Figure.VIOLATED_PORT)
 
 
 # A Tally row's grain: the width of its time bucket, in seconds. EXACT rows

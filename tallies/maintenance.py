@@ -18,12 +18,13 @@ logger = logging.getLogger(__name__)
 # pg_try_advisory_xact_lock key: "PWtally".
 _COMPACT_LOCK = 0x5057_7461_6C6C_79
 
-_FOLD = """
-WITH moved AS (DELETE FROM tallies_tallydelta RETURNING figure, item, grain, bucket, n)
-INSERT INTO tallies_tally (figure, item, grain, bucket, n)
-SELECT figure, item, grain, bucket, SUM(n) FROM moved GROUP BY figure, item, grain, bucket
-ON CONFLICT (figure, grain, bucket, item) DO UPDATE SET n = tallies_tally.n + excluded.n
-"""
+# Constants only (triggers.COLUMNS).
+_FOLD = f"""
+WITH moved AS (DELETE FROM tallies_tallydelta RETURNING {triggers.COLUMNS}, n)
+INSERT INTO tallies_tally ({triggers.COLUMNS}, n)
+SELECT {triggers.COLUMNS}, SUM(n) FROM moved GROUP BY {triggers.COLUMNS}
+ON CONFLICT (figure, grain, bucket, item, protocol, port, name) DO UPDATE SET n = tallies_tally.n + excluded.n
+"""  # noqa: S608 - constants only
 
 
 def install(connection) -> None:
@@ -82,8 +83,7 @@ def rebuild(using: str = DEFAULT_DB_ALIAS) -> None:
         cursor.execute("DELETE FROM tallies_tally")
         for source in _counted():
             cursor.execute(
-                "INSERT INTO tallies_tally (figure, item, grain, bucket, n) "
-                + triggers.recount(source, connection.vendor)
+                f"INSERT INTO tallies_tally ({triggers.COLUMNS}, n) " + triggers.recount(source, connection.vendor)
             )
 
 
@@ -131,13 +131,16 @@ def compact(now: datetime | None = None) -> int:
 
 # --- checking ------------------------------------------------------------------------------
 
-Key = tuple[str, str, int, datetime]
+# figure, item, protocol, port, name, grain, bucket (triggers.COLUMNS)
+Key = tuple[str, str, str, int, str, int, datetime]
 
 
 def kept() -> dict[Key, int]:
     """Every kept row, deltas summed in, zeros left out."""
-    rows = TallyRow.objects.values_list("figure", "item", "grain", "bucket").annotate(total=Sum("n"))
-    return {(figure, item, grain, bucket): int(n) for figure, item, grain, bucket, n in rows if n}
+    rows = TallyRow.objects.values_list("figure", "item", "protocol", "port", "name", "grain", "bucket").annotate(
+        total=Sum("n")
+    )
+    return {tuple(key): int(n) for *key, n in rows if n}
 
 
 def recounted(using: str = DEFAULT_DB_ALIAS) -> dict[Key, int]:
@@ -147,9 +150,9 @@ def recounted(using: str = DEFAULT_DB_ALIAS) -> dict[Key, int]:
     with connection.cursor() as cursor:
         for source in _counted():
             cursor.execute(triggers.recount(source, connection.vendor))
-            for figure, item, grain, at, n in cursor.fetchall():
+            for *key, at, n in cursor.fetchall():
                 bucket = parse_datetime(at).replace(tzinfo=UTC) if isinstance(at, str) else at  # SQLite: UTC text
-                counts[(figure, item, grain, bucket)] = int(n)
+                counts[(*key, bucket)] = int(n)
     return counts
 
 
@@ -159,14 +162,16 @@ def differences(now: datetime | None = None) -> list[str]:
     horizon = (now or timezone.now()) - CHANGES_KEPT
 
     def visible(rows: dict[Key, int]) -> Counter:
-        return Counter({key: n for key, n in rows.items() if not (key[0] == Figure.CHANGES and key[3] < horizon) and n})
+        return Counter({key: n for key, n in rows.items() if not (key[0] == Figure.CHANGES and key[6] < horizon) and n})
 
     have, want = visible(kept()), visible(recounted())
     problems = []
-    for key in sorted(set(have) | set(want), key=lambda key: (key[0], key[1], key[2], key[3])):
+    for key in sorted(set(have) | set(want)):
         if have.get(key, 0) != want.get(key, 0):
-            figure, item, grain, bucket = key
+            figure, item, protocol, port, name, grain, bucket = key
             where = f"{figure}[{item}]" if item else figure
+            where += f" {port}/{protocol}" if protocol else ""
+            where += f" ({name})" if name else ""
             when = "" if grain == 0 and bucket.year == 1970 else f" {grain}s@{bucket.isoformat()}"
             problems.append(f"{where}{when}: kept {have.get(key, 0)}, counted {want.get(key, 0)}")
     return problems

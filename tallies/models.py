@@ -20,16 +20,29 @@ from tallies.choices import Figure
 
 class Count(models.Model):
     """``n`` of ``figure``, for ``item`` (a zone id, a change kind, or ""),
-    within the bucket of ``grain`` seconds starting at ``bucket``."""
+    within the bucket of ``grain`` seconds starting at ``bucket``.
+
+    The figures kept per port (``tallies.choices.PER_PORT``) name it in
+    ``protocol`` and ``port``, and the open ports' figure the service's
+    ``name`` too (the risk table rates by port, else by name); the others
+    leave them "", 0 and "".
+    """
 
     figure = models.CharField(max_length=16, choices=Figure.choices)
-    item = models.CharField(max_length=32, blank=True)
+    item = models.CharField(max_length=64, blank=True)
+    protocol = models.CharField(max_length=4, blank=True, default="")
+    port = models.PositiveIntegerField(default=0)
+    name = models.CharField(max_length=64, blank=True, default="")
     grain = models.IntegerField()
     bucket = models.DateTimeField()
     n = models.BigIntegerField()
 
     class Meta:
         abstract = True
+
+    @property
+    def where(self) -> str:
+        return (f" {self.port}/{self.protocol}" if self.protocol else "") + (f" ({self.name})" if self.name else "")
 
 
 class Tally(Count):
@@ -39,11 +52,18 @@ class Tally(Count):
         constraints = [
             # The triggers' upserts (SQLite) and the compaction's; readers
             # scan a figure's buckets of one grain in time order through it.
-            models.UniqueConstraint(fields=["figure", "grain", "bucket", "item"], name="tally_unique_bucket"),
+            models.UniqueConstraint(
+                fields=["figure", "grain", "bucket", "item", "protocol", "port", "name"], name="tally_unique_bucket"
+            ),
+        ]
+        indexes = [
+            # A filtered exposure matrix reads the per-port rows of its ports (reach.matrix).
+            models.Index(fields=["figure", "protocol", "port"], name="tally_port_idx"),
+            models.Index(fields=["figure", "protocol", "name"], name="tally_name_idx"),
         ]
 
     def __str__(self):
-        return f"{self.figure} {self.item} {self.grain}s@{self.bucket:%Y-%m-%d %H:%M:%S}: {self.n}"
+        return f"{self.figure} {self.item}{self.where} {self.grain}s@{self.bucket:%Y-%m-%d %H:%M:%S}: {self.n}"
 
 
 class TallyDelta(Count):
@@ -59,10 +79,12 @@ class TallyDelta(Count):
         indexes = [
             # Readers read a figure's buckets of one grain, as in Tally.
             models.Index(fields=["figure", "grain", "bucket"], name="tallydelta_bucket_idx"),
+            models.Index(fields=["figure", "protocol", "port"], name="tallydelta_port_idx"),
+            models.Index(fields=["figure", "protocol", "name"], name="tallydelta_name_idx"),
         ]
 
     def __str__(self):
-        return f"{self.figure} {self.item} {self.grain}s@{self.bucket:%Y-%m-%d %H:%M:%S}: {self.n:+}"
+        return f"{self.figure} {self.item}{self.where} {self.grain}s@{self.bucket:%Y-%m-%d %H:%M:%S}: {self.n:+}"
 
 
 class TallyRow(models.Model):
@@ -74,7 +96,10 @@ class TallyRow(models.Model):
 
     # A view has no key; Django wants one. Only ever read through values().
     figure = models.CharField(max_length=16, choices=Figure.choices, primary_key=True)
-    item = models.CharField(max_length=32)
+    item = models.CharField(max_length=64)
+    protocol = models.CharField(max_length=4)
+    port = models.PositiveIntegerField()
+    name = models.CharField(max_length=64)
     grain = models.IntegerField()
     bucket = models.DateTimeField()
     n = models.BigIntegerField()

@@ -46,6 +46,11 @@ class Adds:
     item: str = "''"
     at: str | None = None
     join: str = ""
+    # The port of a per-port figure (tallies.choices.PER_PORT), and the
+    # service's name for open ports; "", 0 and "" for the others.
+    protocol: str = "''"
+    port: str = "0"
+    name: str = "''"
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,11 @@ INVENTORY = [
 # A cell is a vantage point and a zone or a tag. Items (reach.matrix reads them):
 #   z<zone>, z<zone>:t<tag>       open ports of the inventory (its zone's home's view)
 #   v<vantage>:z<zone>, v<vantage>:t<tag>   open PortViews (EXPOSED), violations (VIOLATED)
+# Per port (EXPOSED_PORT, VIOLATED_PORT: the row's protocol and port), for a matrix narrowed to
+# ports, risk or a rule's scope (a zone, or a tag when the rows are zones, or the other way round):
+#   z<zone>, z<zone>:t<tag>       open ports of the inventory
+#   v<vantage>:z<zone>, v<vantage>:z<zone>:t<tag>   open PortViews
+#   r<rule>:v<vantage>:z<zone>, r<rule>:v<vantage>:z<zone>:t<tag>   violations, by the rule broken
 
 _OPEN = f"'{PortState.OPEN}'"
 _HOST = "JOIN inventory_host h ON h.id = g.host_id"
@@ -128,12 +138,30 @@ def _item(*parts: str) -> str:
     return " || ".join(part if part.startswith("'") else f"CAST({part} AS TEXT)" for part in parts)
 
 
+def _exposed_port(item: str, join: str, alias: str, where: str = "TRUE") -> Adds:
+    """An open port (Service or PortView, aliased ``alias``) under ``item``, per its protocol, port and name."""
+    return Adds(
+        Figure.EXPOSED_PORT,
+        where=where,
+        item=item,
+        join=join,
+        protocol=f"{alias}.protocol",
+        port=f"{alias}.port",
+        name=f"{alias}.name",
+    )
+
+
+def _violated_port(item: str, join: str, alias: str) -> Adds:
+    """A violation (aliased ``alias``) under ``item``, per its protocol and port."""
+    return Adds(Figure.VIOLATED_PORT, item=item, join=join, protocol=f"{alias}.protocol", port=f"{alias}.port")
+
+
 EXPOSURE = [
     Source(
         "service_reach",
         "inventory_service",
-        ("host_id", "state"),
-        ("host_id", f"state = {_OPEN} AS is_open"),
+        ("host_id", "protocol", "port", "name", "state"),
+        ("host_id", "protocol", "port", "name", f"state = {_OPEN} AS is_open"),
         (
             Adds(Figure.EXPOSED, where="g.is_open", item=_item("'z'", "h.zone_id"), join=_HOST),
             Adds(
@@ -142,26 +170,41 @@ EXPOSURE = [
                 item=_item("'z'", "h.zone_id", "':t'", "t.tag_id"),
                 join=f"{_HOST} {_TAGS}",
             ),
+            _exposed_port(_item("'z'", "h.zone_id"), _HOST, "g", where="g.is_open"),
+            _exposed_port(_item("'z'", "h.zone_id", "':t'", "t.tag_id"), f"{_HOST} {_TAGS}", "g", where="g.is_open"),
         ),
     ),
     Source(
         "portview",
         "reach_portview",
-        ("host_id", "vantage_id", "state"),
-        ("host_id", "vantage_id", f"state = {_OPEN} AS is_open"),
+        ("host_id", "vantage_id", "protocol", "port", "name", "state"),
+        ("host_id", "vantage_id", "protocol", "port", "name", f"state = {_OPEN} AS is_open"),
         (
             Adds(Figure.EXPOSED, where="g.is_open", item=_item("'v'", "g.vantage_id", "':z'", "h.zone_id"), join=_HOST),
             Adds(Figure.EXPOSED, where="g.is_open", item=_item("'v'", "g.vantage_id", "':t'", "t.tag_id"), join=_TAGS),
+            _exposed_port(_item("'v'", "g.vantage_id", "':z'", "h.zone_id"), _HOST, "g", where="g.is_open"),
+            _exposed_port(
+                _item("'v'", "g.vantage_id", "':z'", "h.zone_id", "':t'", "t.tag_id"),
+                f"{_HOST} {_TAGS}",
+                "g",
+                where="g.is_open",
+            ),
         ),
     ),
     Source(
         "violation",
         "reach_segmentationviolation",
-        ("host_id", "vantage_id"),
-        ("host_id", "vantage_id"),
+        ("host_id", "vantage_id", "protocol", "port", "rule_id"),
+        ("host_id", "vantage_id", "protocol", "port", "rule_id"),
         (
             Adds(Figure.VIOLATED, item=_item("'v'", "g.vantage_id", "':z'", "h.zone_id"), join=_HOST),
             Adds(Figure.VIOLATED, item=_item("'v'", "g.vantage_id", "':t'", "t.tag_id"), join=_TAGS),
+            _violated_port(_item("'r'", "g.rule_id", "':v'", "g.vantage_id", "':z'", "h.zone_id"), _HOST, "g"),
+            _violated_port(
+                _item("'r'", "g.rule_id", "':v'", "g.vantage_id", "':z'", "h.zone_id", "':t'", "t.tag_id"),
+                f"{_HOST} {_TAGS}",
+                "g",
+            ),
         ),
     ),
     # A host moved to another zone (an insert has no ports yet; a delete
@@ -176,6 +219,18 @@ EXPOSURE = [
             Adds(Figure.EXPOSED, item=_item("'z'", "g.zone_id", "':t'", "t.tag_id"), join=f"{_SERVICES} {_TAGS}"),
             Adds(Figure.EXPOSED, item=_item("'v'", "p.vantage_id", "':z'", "g.zone_id"), join=_VIEWS),
             Adds(Figure.VIOLATED, item=_item("'v'", "x.vantage_id", "':z'", "g.zone_id"), join=_VIOLATIONS),
+            _exposed_port(_item("'z'", "g.zone_id"), _SERVICES, "s"),
+            _exposed_port(_item("'z'", "g.zone_id", "':t'", "t.tag_id"), f"{_SERVICES} {_TAGS}", "s"),
+            _exposed_port(_item("'v'", "p.vantage_id", "':z'", "g.zone_id"), _VIEWS, "p"),
+            _exposed_port(
+                _item("'v'", "p.vantage_id", "':z'", "g.zone_id", "':t'", "t.tag_id"), f"{_VIEWS} {_TAGS}", "p"
+            ),
+            _violated_port(_item("'r'", "x.rule_id", "':v'", "x.vantage_id", "':z'", "g.zone_id"), _VIOLATIONS, "x"),
+            _violated_port(
+                _item("'r'", "x.rule_id", "':v'", "x.vantage_id", "':z'", "g.zone_id", "':t'", "t.tag_id"),
+                f"{_VIOLATIONS} {_TAGS}",
+                "x",
+            ),
         ),
         events=(UPDATE,),
         recounted=False,
@@ -190,6 +245,15 @@ EXPOSURE = [
             Adds(Figure.EXPOSED, item=_item("'z'", "h.zone_id", "':t'", "g.tag_id"), join=f"{_HOST} {_SERVICES}"),
             Adds(Figure.EXPOSED, item=_item("'v'", "p.vantage_id", "':t'", "g.tag_id"), join=_VIEWS),
             Adds(Figure.VIOLATED, item=_item("'v'", "x.vantage_id", "':t'", "g.tag_id"), join=_VIOLATIONS),
+            _exposed_port(_item("'z'", "h.zone_id", "':t'", "g.tag_id"), f"{_HOST} {_SERVICES}", "s"),
+            _exposed_port(
+                _item("'v'", "p.vantage_id", "':z'", "h.zone_id", "':t'", "g.tag_id"), f"{_HOST} {_VIEWS}", "p"
+            ),
+            _violated_port(
+                _item("'r'", "x.rule_id", "':v'", "x.vantage_id", "':z'", "h.zone_id", "':t'", "g.tag_id"),
+                f"{_HOST} {_VIOLATIONS}",
+                "x",
+            ),
         ),
         recounted=False,
     ),

@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from tallies.choices import EXACT, HOUR
 from tallies.sources import DELETE, INSERT, SOURCES, UPDATE, Source
 
-__all__ = ["SOURCES", "Source", "drop_statements", "install_statements", "recount", "trigger_names"]
+__all__ = ["COLUMNS", "SOURCES", "Source", "drop_statements", "install_statements", "recount", "trigger_names"]
+
+# What identifies a count (tallies.models.Count): every statement below writes and groups by these.
+COLUMNS = "figure, item, protocol, port, name, grain, bucket"
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ def dialect(vendor: str) -> Dialect:
 
 
 def deltas(source: Source, rows: str, dialect: Dialect, *, one_row: bool = False) -> str:
-    """SELECT figure, item, grain, bucket, n: what ``rows`` (the source's
+    """SELECT figure, item, protocol, port, name, grain, bucket, n: what ``rows`` (the source's
     columns and a sign ``d``) add to the tallies, zero sums left out.
 
     The rows are grouped first (a statement's thousands of rows fall into a
@@ -67,13 +70,14 @@ def deltas(source: Source, rows: str, dialect: Dialect, *, one_row: bool = False
         buckets = timed or [(EXACT, dialect.epoch)]
         for grain, bucket in buckets:
             parts.append(
-                f"SELECT '{add.figure}' AS figure, {add.item} AS item, {grain} AS grain, {bucket} AS bucket, d "  # noqa: S608
-                f"FROM {groups} {add.join} WHERE {add.where}"
+                f"SELECT '{add.figure}' AS figure, {add.item} AS item, "  # noqa: S608
+                f"{add.protocol} AS protocol, {add.port} AS port, {add.name} AS name, "
+                f"{grain} AS grain, {bucket} AS bucket, d FROM {groups} {add.join} WHERE {add.where}"
             )
     union = " UNION ALL ".join(parts)
     select = (
-        f"SELECT figure, item, grain, bucket, SUM(d) AS n FROM ({union}) p "  # noqa: S608
-        "WHERE TRUE GROUP BY figure, item, grain, bucket HAVING SUM(d) <> 0"
+        f"SELECT {COLUMNS}, SUM(d) AS n FROM ({union}) p "  # noqa: S608
+        f"WHERE TRUE GROUP BY {COLUMNS} HAVING SUM(d) <> 0"
     )
     return f"WITH g AS ({grouped}) {select}" if dialect.ctes else select
 
@@ -93,11 +97,11 @@ _PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION tallies_{name}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO tallies_tallydelta (figure, item, grain, bucket, n) {inserted};
+        INSERT INTO tallies_tallydelta ({columns}, n) {inserted};
     ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO tallies_tallydelta (figure, item, grain, bucket, n) {deleted};
+        INSERT INTO tallies_tallydelta ({columns}, n) {deleted};
     ELSE
-        INSERT INTO tallies_tallydelta (figure, item, grain, bucket, n) {updated};
+        INSERT INTO tallies_tallydelta ({columns}, n) {updated};
     END IF;
     RETURN NULL;
 END $$;
@@ -131,6 +135,7 @@ def _postgresql(source: Source) -> list[str]:
         deleted=deltas(source, old, POSTGRESQL),
         updated=deltas(source, f"{new} UNION ALL {old}", POSTGRESQL),
         figures=", ".join(f"'{figure}'" for figure in source.figures),
+        columns=COLUMNS,
     )
     triggers = [_PG_TRIGGERS[event] for event in source.events] + [_PG_TRUNCATE]
     return [function, *(trigger.format(name=source.name, table=source.table) for trigger in triggers)]
@@ -139,8 +144,8 @@ def _postgresql(source: Source) -> list[str]:
 # --- SQLite -------------------------------------------------------------------------------
 
 _SQLITE_UPSERT = (
-    "INSERT INTO tallies_tally (figure, item, grain, bucket, n) {select} "
-    "ON CONFLICT (figure, grain, bucket, item) DO UPDATE SET n = n + excluded.n;"
+    f"INSERT INTO tallies_tally ({COLUMNS}, n) {{select}} "
+    "ON CONFLICT (figure, grain, bucket, item, protocol, port, name) DO UPDATE SET n = n + excluded.n;"
 )
 
 
@@ -166,12 +171,12 @@ def _sqlite(source: Source) -> list[str]:
 
 # --- installing ------------------------------------------------------------------------------
 
-VIEW = """
+VIEW = f"""
 CREATE VIEW tallies_tallyrow AS
-SELECT figure, item, grain, bucket, n FROM tallies_tally
+SELECT {COLUMNS}, n FROM tallies_tally
 UNION ALL
-SELECT figure, item, grain, bucket, n FROM tallies_tallydelta
-"""
+SELECT {COLUMNS}, n FROM tallies_tallydelta
+"""  # noqa: S608 - constants only
 
 
 def trigger_names(source: Source, vendor: str) -> list[str]:

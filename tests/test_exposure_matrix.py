@@ -45,9 +45,23 @@ B1 = "198.18.51.1"
 
 
 def assert_kept():
-    """Both matrices (zones, tags) from the kept counts equal a count of the rows, and every tally its recount."""
+    """Both matrices (zones, tags) from the kept counts equal a count of the rows, and every tally its recount.
+
+    So do the narrowed ones summed per port (by port, protocol, risk by
+    port and by name, and each rule the per-port counts can answer for).
+    """
     for rows in (ROWS_ZONE, ROWS_TAG):
         assert matrix.kept(rows).as_numbers() == matrix.counted(Query(rows=rows)).as_numbers(), rows
+        narrowed = [
+            Query(rows=rows, ports=PortSet.parse("22,5432-7000")),
+            Query(rows=rows, protocol="udp"),
+            Query(rows=rows, risk=RiskRule.objects.get(protocol="tcp", port=6379).severity),
+            Query(rows=rows, risk=1, ports=PortSet.parse("7000")),
+            *(Query(rows=rows, rule=rule) for rule in SegmentationRule.objects.all()),
+        ]
+        for query in narrowed:
+            if matrix.summed_per_port(query):
+                assert matrix.per_port(query).as_numbers() == matrix.counted(query).as_numbers(), query
     assert maintenance.differences() == []
 
 
@@ -159,7 +173,10 @@ def test_filters_count_the_ports_they_name(lab):
     rule = make_rule(Mode.DENY, [office], ports=(6000, 7999))
 
     def cell(vantage, **filters):
-        return matrix.counted(Query(**filters)).as_numbers()[("dc1", vantage)]
+        query = Query(**filters)
+        counted = matrix.counted(query).as_numbers()
+        assert matrix.read_matrix(query).as_numbers() == counted, "summed per port, as counted"
+        return counted[("dc1", vantage)]
 
     assert cell("dc1", ports=PortSet.parse("22,80")) == (3, 0)
     assert cell("office-lan", ports=PortSet.parse("6000-7000")) == (1, 1)
@@ -169,6 +186,48 @@ def test_filters_count_the_ports_they_name(lab):
     assert cell("dc1", risk=critical) == (2, 0)
     assert cell("office-lan", rule=rule) == (1, 1)
     assert cell("dc1", rule=rule) == (2, 0)  # the home is not a vantage point the rule denies
+
+
+def test_narrowed_matrices_are_the_per_port_counts_summed(lab):
+    """Port, risk (by port and by name) and rule filters of every scope the per-port counts answer, both rows."""
+    dc1, office = lab.dc1, lab.office
+    redis = ("open", "redis")
+    look(None, {A1: {22: "open", 6379: "open", 7000: redis}, A2: {22: "open", 7000: redis}}, zone=dc1)
+    look(office, {A1: {22: "open", 6379: "open", 7000: redis}, A2: {7000: redis}}, zone=dc1)
+    look(None, {B1: {22: "open", 7000: redis}})
+    look(office, {B1: {7000: redis}})
+    db, _web = tag(A1, "db"), tag(A2, "web")
+    tag(B1, "db")
+    by_tag = make_rule(Mode.DENY, [office], ports=(7000, 7000), scope=RuleScope.TAG, tag=db)
+    by_zone = make_rule(Mode.DENY, [office], ports=(6000, 7999), scope=RuleScope.ZONE, zone=dc1)
+    everywhere = make_rule(Mode.DENY, [office], ports=(22, 22))
+    critical = RiskRule.objects.get(protocol="tcp", port=6379).severity
+    assert not RiskRule.objects.filter(protocol="tcp", port=7000).exists(), "7000 is rated by its name"
+
+    def both(query):
+        summed = matrix.per_port(query).as_numbers()
+        assert summed == matrix.counted(query).as_numbers(), query
+        return summed
+
+    for rows in (ROWS_ZONE, ROWS_TAG):
+        for query in (
+            Query(rows=rows, ports=PortSet.parse("22,7000")),
+            Query(rows=rows, ports=PortSet.parse("6000-7999"), protocol="tcp"),
+            Query(rows=rows, risk=critical),
+            Query(rows=rows, risk=critical, rule=by_zone),
+            Query(rows=rows, rule=by_zone),
+            Query(rows=rows, rule=everywhere, ports=PortSet.parse("1-1024")),
+        ):
+            both(query)
+    # Redis by its port on A1 and by its name on 7000 (A1 breaks the tag's rule there, A2 the zone's).
+    assert both(Query(risk=critical))[("dc1", "office-lan")] == (3, 3)
+    assert both(Query(risk=critical))[("default", "office-lan")] == (1, 1)
+    assert both(Query(rule=by_tag))[("dc1", "office-lan")] == (1, 1)  # A1's 7000 (db); A2 has no db tag
+    assert both(Query(rule=by_tag))[("default", "office-lan")] == (1, 1)
+    assert both(Query(rows=ROWS_TAG, rule=by_zone))[("web", "office-lan")] == (1, 1)
+    # A tag's rule by tag rows (the rule's hosts' other tags too) is counted from the rows.
+    assert not matrix.summed_per_port(Query(rows=ROWS_TAG, rule=by_tag))
+    assert matrix.read_matrix(Query(rows=ROWS_TAG, rule=by_tag)).as_numbers()[("db", "office-lan")] == (2, 2)
 
 
 def test_a_cells_list_pages_through_the_inventory_and_the_homes_own_view(lab):
@@ -281,7 +340,8 @@ def test_manage_py_prints_the_matrix_and_names_a_bad_filter(lab):
 # --- random histories ----------------------------------------------------------------------------
 
 ADDRESSES = ["198.18.52.1", "198.18.52.2", "198.18.52.3"]
-PORTS = [22, 443, 5432]
+# 7000 answers as "redis": rated by its name (no risk rule names the port).
+PORTS = [22, 443, 5432, 7000]
 operations = st.one_of(
     st.tuples(
         st.just("scan"),
@@ -293,7 +353,12 @@ operations = st.one_of(
     st.tuples(st.just("tag"), st.sampled_from(ADDRESSES), st.sampled_from(["db", "web"]), st.booleans()),
     st.tuples(st.just("move"), st.sampled_from(ADDRESSES)),
     st.tuples(st.just("delete"), st.sampled_from(ADDRESSES)),
-    st.tuples(st.just("rule"), st.sampled_from(PORTS), st.sampled_from(["office", "home"])),
+    st.tuples(
+        st.just("rule"),
+        st.sampled_from(PORTS),
+        st.sampled_from(["office", "home"]),
+        st.sampled_from(["all", "dc1", "db"]),
+    ),
     st.tuples(
         st.just("unrule"),
     ),
@@ -309,7 +374,10 @@ def apply(operation, vantages):
         who, zone_name, up, silent = args
         zone = Zone.objects.get(name=zone_name)
         vantage = {"home": None, "office": vantages["office"], "home-of-default": Zone.default().home_vantage}[who]
-        up = {address: dict.fromkeys(ports, "open") for address, ports in up.items()}
+        up = {
+            address: {port: ("open", "redis") if port == 7000 else "open" for port in ports}
+            for address, ports in up.items()
+        }
         look(vantage, up, silent=[address for address in silent if address not in up], zone=zone)
     elif name == "tag":
         address, tag_name, give = args
@@ -330,9 +398,15 @@ def apply(operation, vantages):
     elif name == "delete":
         Host.objects.filter(address=args[0]).delete()
     elif name == "rule":
-        port, who = args
+        port, who, scope = args
         vantage = vantages["office"] if who == "office" else Zone.objects.get(name="dc1").home_vantage
-        make_rule(Mode.DENY, [vantage], ports=(port, port))
+        if scope == "dc1":
+            make_rule(Mode.DENY, [vantage], ports=(port, port), scope=RuleScope.ZONE, zone=Zone.objects.get(name="dc1"))
+        elif scope == "db":
+            tag_row, _ = Tag.objects.get_or_create(name="db")
+            make_rule(Mode.DENY, [vantage], ports=(port, port), scope=RuleScope.TAG, tag=tag_row)
+        else:
+            make_rule(Mode.DENY, [vantage], ports=(port, port))
     elif name == "unrule":
         for rule in SegmentationRule.objects.all()[:1]:
             segmentation.delete_rule(rule)

@@ -387,7 +387,7 @@ def test_the_migration_counts_what_an_existing_installation_holds(engine):
     scan({"127.73.6.1": [22, 80], "127.73.6.2": [443]})
     scan({"127.73.6.1": [22]})
     check_foreign_keys_now()
-    migration = importlib.import_module("tallies.migrations.0001_kept_counts")
+    migration = importlib.import_module("tallies.migrations.0003_exposure_per_port")
     migration.install_and_count(None, SimpleNamespace(connection=connection))
     assert_exact()
     assert inventory_counts()["hosts"] == 2
