@@ -10,16 +10,18 @@ open ports as its scans would write it (office-lan 1/2, dmz 1/3, k8s-pods
 counts' triggers running), and segmentation rules with their violations
 ("nothing in dc1 from office-lan", database ports of a tag only from dc1-app).
 
-Then it checks the kept counts against a count of the rows (they must be
-equal) and times, as a viewer, each page ``--repeat`` times: the matrix by
-zone and by tag, filtered by port, risk and rule, a cell's list (first and
+Then it checks the kept counts against a count of the rows, and filtered
+matrices summed from the per-port counts against the same counted (they
+must be equal), and times, as a viewer, each page ``--repeat`` times: the
+matrix by zone and by tag, filtered by port, risk and rule (a tag's rule
+with tags as rows is counted from the rows), a cell's list (first and
 a deep page, a home's list merging its two sources, a violations list), and
 the API's matrix and cell list. Wall time and this process's CPU time
 (Django's side; PostgreSQL's is the rest) are printed beside each other.
 
 The anchor, measured in the same run: the same matrix counted from the rows
 on every request (``reach.matrix.counted``, what the page would cost without
-the kept counts). The last line reads
+the kept counts), and the risk filter counted from the rows. The last line reads
 ``matrix hosts=<n> vantages=<k> worst_p95_ms=<x> worst_page=<name> counted_ms=<y> ratio=<kept/counted>``.
 Goal (issue 16): every page p95 < 200 ms at 100,000 hosts, 1M services and 4 vantage points.
 Seeded addresses lie in 127.0.0.0/8 and are never scanned.
