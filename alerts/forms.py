@@ -14,6 +14,7 @@ from alerts.models import AlertRule, Channel, Mute
 from alerts.transports import TransportError, check_apprise_url, parse_recipients
 from inventory.choices import NO_RISK, PolicyStatus, Severity
 from inventory.models import Host, Tag, Zone
+from listeners.choices import Scope
 from reach.models import VantagePoint
 from scans.choices import ChangeKind
 
@@ -169,6 +170,13 @@ class AlertRuleForm(forms.ModelForm):
     )
     min_risk = forms.TypedChoiceField(choices=RISK_CHOICES, coerce=int, initial=NO_RISK, label="Risk")
     tag = forms.ModelChoiceField(queryset=Tag.objects.all(), required=False, to_field_name="name")
+    bind_scopes = forms.MultipleChoiceField(
+        choices=Scope.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label=AlertRule._meta.get_field("bind_scopes").verbose_name,
+        help_text=AlertRule._meta.get_field("bind_scopes").help_text,
+    )
     channels = forms.ModelMultipleChoiceField(
         queryset=Channel.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
     )
@@ -193,6 +201,7 @@ class AlertRuleForm(forms.ModelForm):
             "cidr",
             "vantage_points",
             "home_only",
+            "bind_scopes",
             "channels",
         ]
         help_texts = {"zone": "Only hosts of this zone.", "cidr": "Only hosts in this network, e.g. 10.1.0.0/16."}

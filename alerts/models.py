@@ -118,6 +118,14 @@ class AlertRule(models.Model):
         help_text="Only changes the zone's own scanners saw (with the vantage points chosen above, if any): "
         "a host unreachable from elsewhere is usually good news.",
     )
+    # The host's own report (listeners): which listener changes, by where the
+    # socket listens. Other changes are not narrowed by it.
+    bind_scopes = models.JSONField(
+        default=list,
+        blank=True,
+        verbose_name="Listening on",
+        help_text="Only listener changes (added, removed, rebound) of sockets listening here. None ticked: any.",
+    )
     channels = models.ManyToManyField(Channel, blank=True, related_name="rules")
     # Created by a data migration: the defaults a new installation starts with.
     built_in = models.BooleanField(default=False, editable=False)

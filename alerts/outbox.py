@@ -35,7 +35,7 @@ from alerts.choices import (
 from alerts.models import AlertRule, Channel, Mute, Notification, NotificationItem
 from inventory.choices import NO_RISK
 from inventory.models import HostTag, Service
-from scans.choices import HOST_CHANGE_KINDS
+from scans.choices import HOST_CHANGE_KINDS, LISTENER_KINDS, ChangeKind
 from scans.signals import changes_recorded
 
 logger = logging.getLogger(__name__)
@@ -121,6 +121,13 @@ def rule_condition(rule: AlertRule) -> Q:
         )
     condition &= _scope_condition(zone=rule.zone_id, tag=rule.tag_id, cidr=rule.cidr)
     condition &= vantage_condition(rule)
+    if rule.bind_scopes:
+        # Where the socket listens: after the change, or before a removal.
+        condition &= (
+            ~Q(kind__in=LISTENER_KINDS)
+            | Q(kind__in=[ChangeKind.LISTENER_ADDED, ChangeKind.LISTENER_REBOUND], after__scope__in=rule.bind_scopes)
+            | Q(kind=ChangeKind.LISTENER_REMOVED, before__scope__in=rule.bind_scopes)
+        )
     return condition
 
 

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "scans",
     "alerts",
     "tallies",
+    "listeners",
 ]
 
 MIDDLEWARE = [
@@ -307,6 +308,11 @@ INGEST_SQL_ENGINE = env_bool("INGEST_SQL_ENGINE", True)
 INGEST_PARALLEL_MIN_BYTES = env_int("INGEST_PARALLEL_MIN_BYTES", 16 * 1024 * 1024, minimum=0)
 # Largest nmap XML file an import accepts, in bytes.
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 100 * 1024 * 1024, minimum=1024)
+# Host reports (listeners): a host's newest report counts for this many
+# hours; older, the page says so and its listeners are not reconciled.
+LISTENER_REPORT_MAX_AGE_HOURS = env_int("LISTENER_REPORT_MAX_AGE_HOURS", 24, minimum=1)
+# Largest host report an upload or the API accepts, in bytes.
+LISTENER_REPORT_MAX_BYTES = env_int("LISTENER_REPORT_MAX_BYTES", 16 * 1024 * 1024, minimum=1024)
 # How often beat asks the scheduler for due scans (seconds).
 SCHEDULER_TICK_SECONDS = env_int("SCHEDULER_TICK_SECONDS", 10, minimum=1)
 # Workers write a row this often; the health check calls one silent for 3 periods dead.

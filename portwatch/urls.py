@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("alerts.urls")),
     path("", include("reach.urls")),
     path("", include("reach.segmentation_urls")),
+    path("", include("listeners.urls")),
     path("api/", include("portwatch.api.urls", namespace="api")),
 ]
 

@@ -106,9 +106,16 @@ class ChangeKind(models.TextChoices):
     # it, or with no run when a rule or a host's tags changed.
     SEGMENTATION_VIOLATED = "segmentation_violated", "segmentation violated"
     SEGMENTATION_KEPT = "segmentation_kept", "segmentation kept"
+    # The host's own report (listeners): a port it listens on that it did
+    # not, no longer does, or now listens on other addresses (before and
+    # after: addresses, bind scope, process). Recorded with no run.
+    LISTENER_ADDED = "listener_added", "listener added"
+    LISTENER_REMOVED = "listener_removed", "listener removed"
+    LISTENER_REBOUND = "listener_rebound", "listener rebound"
 
 
 SEGMENTATION_KINDS = (ChangeKind.SEGMENTATION_VIOLATED, ChangeKind.SEGMENTATION_KEPT)
+LISTENER_KINDS = (ChangeKind.LISTENER_ADDED, ChangeKind.LISTENER_REMOVED, ChangeKind.LISTENER_REBOUND)
 
 HOST_CHANGE_KINDS = frozenset({ChangeKind.HOST_DISCOVERED, ChangeKind.HOST_UNREACHABLE, ChangeKind.HOST_RETURNED})
 

@@ -69,6 +69,7 @@ _SEED_MIGRATIONS = [
     "scans.migrations.0004_default_scope",
     "alerts.migrations.0002_default_rules",
     "alerts.migrations.0005_segmentation_rule_and_home_only_host_rules",
+    "alerts.migrations.0006_listener_bind_scopes",
 ]
 
 

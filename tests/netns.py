@@ -143,6 +143,18 @@ class NetnsLab:
         )
         _run("ip", "-n", self.scan_ns, "neigh", "flush", "all")
 
+    def redirect(self, address: str, port: int, to_port: int) -> None:
+        """Answer address:port from to_port on the same host (a NAT rule, as a container's published port)."""
+        self._nft(
+            "add table ip pwnat",
+            "add chain ip pwnat prerouting { type nat hook prerouting priority -100 ; }",
+            f"add rule ip pwnat prerouting ip daddr {address} tcp dport {port} redirect to :{to_port}",
+        )
+
+    def ss(self, *options: str) -> str:
+        """The real ``ss`` run in the hosts' namespace: what a host's cron job would post."""
+        return _run("ip", "netns", "exec", self.hosts_ns, "ss", *(options or ("-Htulnp",))).stdout
+
     def masscan(self, *args: str) -> str:
         """Run masscan in the scanner's namespace (it needs raw sockets); return its stderr."""
         link = _run("ip", "-n", self.hosts_ns, "-o", "link", "show", self.veth_hosts).stdout

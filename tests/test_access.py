@@ -169,6 +169,8 @@ MATRIX = [
     ("segmentation-violation-list", "get", Role.VIEWER, None),
     ("exposure-matrix", "get", Role.VIEWER, None),
     ("exposure-cell", "get", Role.VIEWER, "vantage"),
+    ("listener-upload", "get", Role.REVIEWER, None),
+    ("listener-upload", "post", Role.REVIEWER, None),
     ("lockout-list", "get", Role.ADMIN, None),
     ("lockout-unlock", "post", Role.ADMIN, None),
 ]

@@ -113,6 +113,10 @@ MATRIX = {
     ("segmentation-rule-detail", "patch"): A,
     ("segmentation-rule-detail", "delete"): A,
     ("segmentation-violation-list", "get"): V,
+    # Host reports: read by everyone; posted by reviewers (and reporters' tokens: test_listeners.py).
+    ("host-report-list", "get"): V,
+    ("host-report-list", "post"): R,
+    ("host-listeners-detail", "get"): V,
     ("token-list", "get"): A,
     ("token-list", "post"): A,
     ("token-detail", "delete"): A,
@@ -194,6 +198,7 @@ def objects(db):
         "segmentation-rule": {"id": segmentation_rule.public_id},
         "scope-rule": {"pk": ScopeRule.objects.create(network="198.18.0.0/15", action="allow", reason="lab").pk},
         "vantage-point": {"name": office.name},
+        "host-listeners": {"public_id": host.public_id},
     }
 
 

@@ -13,6 +13,7 @@ from rest_framework.routers import DefaultRouter
 
 from alerts.api import register as register_alerts
 from inventory.api import register as register_inventory
+from listeners.api import register as register_listeners
 from portwatch.account import TokenAdminViewSet
 from portwatch.middleware import CONTENT_SECURITY_POLICY
 from reach.api import register as register_reach
@@ -68,6 +69,7 @@ register_alerts(router)
 register_reach(router)
 register_segmentation(router)
 register_matrix(router)
+register_listeners(router)
 router.register("tokens", TokenAdminViewSet, basename="token")
 
 urlpatterns = [

@@ -1,0 +1,232 @@
+"""The host's own view: reports taken in (listeners.reports), reconciled with the scans (listeners.reconcile).
+
+Both databases. Reports are real shapes (tests/fixtures/listeners); the
+scans are the factories' (the real ones are in test_listener_lab.py).
+"""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from alerts.choices import ChannelKind
+from alerts.models import AlertRule, Channel, Notification
+from listeners import intake, reconcile, reports
+from listeners.choices import Finding, ReportSource
+from listeners.models import HostReport, Listener
+from listeners.parsing import parse
+from reach.models import VantagePoint
+from scans.choices import ChangeKind
+from scans.models import Change
+from tests.factories import scan
+
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
+
+A, B = "198.18.60.2", "198.18.60.3"
+PROBED = {"tcp": __import__("inventory.ports", fromlist=["PortSet"]).PortSet.parse("1-10000")}
+
+
+def ss(*rows: str) -> str:
+    """An ss -Htulnp report of (address:port) TCP listeners."""
+    return "\n".join(f'tcp LISTEN 0 128 {row} 0.0.0.0:* users:(("d",pid=7,fd=3))' for row in rows) + "\n"
+
+
+def take(address, text, **kwargs):
+    return reports.take(intake.find_host(address), parse(text), source=ReportSource.API, **kwargs)
+
+
+def changes():
+    return sorted(Change.objects.filter(kind__startswith="listener_").values_list("kind", "port"))
+
+
+def test_a_report_replaces_the_listeners_and_records_what_changed_per_port():
+    scan(None, {A: {22: "open"}})
+    first = take(A, ss("0.0.0.0:22", "[::]:22", "127.0.0.1:5432"))
+    assert first.changes == {ChangeKind.LISTENER_ADDED: 2}  # 22 once for 0.0.0.0 and [::]
+    assert Listener.objects.count() == 3
+    # The same again (a retried cron job): nothing changes.
+    again = take(A, ss("0.0.0.0:22", "[::]:22", "127.0.0.1:5432"))
+    assert again.changes == {} and again.summary == "no change"
+    # 5432 now on every interface, 22 gone, 8080 new.
+    take(A, ss("0.0.0.0:5432", "198.18.60.2:8080"))
+    assert changes() == [
+        ("listener_added", 22),
+        ("listener_added", 5432),
+        ("listener_added", 8080),
+        ("listener_rebound", 5432),
+        ("listener_removed", 22),
+    ]
+    rebound = Change.objects.get(kind=ChangeKind.LISTENER_REBOUND)
+    assert rebound.before["addresses"] == ["127.0.0.1"] and rebound.before["scope"] == "loopback"
+    assert rebound.after == {"addresses": ["0.0.0.0"], "scope": "all", "process": "d", "pid": 7, "user": ""}
+    assert rebound.run is None and rebound.host.address == A
+
+
+def test_an_older_report_is_kept_and_changes_nothing():
+    scan(None, {A: {22: "open"}})
+    now = timezone.now()
+    take(A, ss("0.0.0.0:22"), now=now)
+    late = reports.take(
+        intake.find_host(A), intake.read(ss("0.0.0.0:9999").encode(), taken_at=now - timedelta(hours=1)),
+        source=ReportSource.API,
+    )  # fmt: skip
+    assert not late.report.applied and "older than the host's newest report" in late.summary
+    assert list(Listener.objects.values_list("port", flat=True)) == [22]
+    assert HostReport.objects.count() == 2
+
+
+def test_findings_from_the_report_and_every_vantage_points_view():
+    office = VantagePoint.objects.create(name="office-lan")
+    # The home sees 22 open, 8080 filtered (probed), 443 open (nothing listens: forwarded); 9000 never probed.
+    scan(None, {A: {22: "open", 8080: "filtered", 443: "open"}}, probed=PROBED)
+    scan(office, {A: {5432: "open"}}, probed=PROBED)
+    take(A, ss("0.0.0.0:22", "198.18.60.2:8080", "127.0.0.1:5432", "127.0.0.1:6000", "0.0.0.0:20000"))
+    view = reconcile.for_host(intake.find_host(A))
+    found = {port.port: (port.finding, port.open_from) for port in view.ports}
+    assert found == {
+        22: (Finding.EXPOSED, ["default"]),
+        443: (Finding.FORWARDED, ["default"]),
+        5432: (Finding.FORWARDED, ["office-lan"]),  # loopback only, yet office-lan reaches it
+        6000: (Finding.LOCAL, []),
+        8080: (Finding.SHIELDED, []),
+        20000: (Finding.UNSCANNED, []),  # outside every probed set: nothing concluded
+    }
+    assert view.counts()[Finding.SHIELDED] == 1
+
+
+def test_an_old_report_judges_nothing(settings):
+    scan(None, {A: {22: "open"}})
+    settings.LISTENER_REPORT_MAX_AGE_HOURS = 1
+    take(A, ss("0.0.0.0:22"), now=timezone.now() - timedelta(hours=2))
+    view = reconcile.for_host(intake.find_host(A))
+    assert view.report is not None and not view.fresh and view.ports == []
+
+
+def test_a_new_listener_on_all_interfaces_alerts_and_one_on_loopback_does_not():
+    scan(None, {A: {22: "open"}})
+    channel = Channel.objects.create(
+        name="hook", kind=ChannelKind.WEBHOOK, target="http://198.18.0.9/", allow_private=True
+    )
+    channel.rules.set(AlertRule.objects.filter(name="Listener on all interfaces"))
+    take(A, ss("127.0.0.1:5432"))
+    assert not Notification.objects.exists()
+    take(A, ss("127.0.0.1:5432", "0.0.0.0:9200"))
+    notification = Notification.objects.get()
+    assert list(notification.changes.values_list("kind", "port")) == [("listener_added", 9200)]
+    # Rebound from loopback to every interface: alerts too; its removal does not.
+    take(A, ss("0.0.0.0:5432", "0.0.0.0:9200"))
+    take(A, ss("0.0.0.0:5432"))
+    assert sorted(Notification.objects.values_list("changes__kind", "changes__port")) == [
+        ("listener_added", 9200),
+        ("listener_rebound", 5432),
+    ]
+
+
+def test_manage_py_imports_a_report_and_names_what_is_wrong(tmp_path):
+    scan(None, {A: {22: "open"}})
+    report = tmp_path / "ss.txt"
+    report.write_text(ss("0.0.0.0:22"))
+    out = StringIO()
+    call_command("import_listeners", str(report), "--host", A, stdout=out)
+    assert "Imported 1 listening socket(s) of 198.18.60.2 (ss): 1 listener added." in out.getvalue()
+    with pytest.raises(CommandError, match=r"No host 198\.18\.60\.9 in the inventory"):
+        call_command("import_listeners", str(report), "--host", "198.18.60.9")
+    report.write_text("tcp ESTAB 0 0 10.0.0.1:22 10.0.0.2:5000\n")
+    with pytest.raises(CommandError, match=r"line 1: ESTAB is not a listening socket.*Nothing was imported"):
+        call_command("import_listeners", str(report), "--host", A)
+    with pytest.raises(CommandError, match="--at 'yesterday' is not a time"):
+        call_command("import_listeners", str(report), "--host", A, "--at", "yesterday")
+    assert HostReport.objects.count() == 1
+
+
+# --- the API and the pages -----------------------------------------------------------------------
+
+HOSTILE = '<script>alert("x")</script>'
+
+
+def reporter_client():
+    out = StringIO()
+    call_command("listener_reporter", "cron-web", stdout=out)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {out.getvalue().strip()}")
+    return client
+
+
+def test_a_reporters_token_posts_reports_and_reads_nothing(viewer):
+    scan(None, {A: {22: "open"}})
+    host = intake.find_host(A)
+    client = reporter_client()
+    body = ss("0.0.0.0:22").encode()
+    response = client.post(f"/api/host-reports/?host={A}", data=body, content_type="text/plain")
+    assert response.status_code == 201, response.content
+    assert response.json()["changes"] == {"listener_added": 1} and response.json()["source"] == "api"
+    # A JSON report (osquery) keeps its bytes whatever its content type says; a multipart upload too.
+    osquery = b'[{"address": "0.0.0.0", "port": "22", "protocol": "6", "family": "2", "pid": "1"}]'
+    response = client.post(f"/api/host-reports/?host={A}", data=osquery, content_type="application/json")
+    assert response.status_code == 201 and response.json()["format"] == "osquery"
+    upload = SimpleUploadedFile("ss.txt", ss("0.0.0.0:22", "0.0.0.0:80").encode())
+    response = client.post("/api/host-reports/", {"host": A, "report": upload}, format="multipart")
+    assert response.status_code == 201 and response.json()["summary"] == "1 listener added"
+    for path in ("/api/host-reports/", f"/api/host-listeners/{host.public_id}/", "/api/hosts/", "/api/changes/"):
+        assert client.get(path).status_code == 403, path
+    assert client.post("/api/rules/", {}, format="json").status_code == 403
+    assert client.post("/api/reviews/", {}, format="json").status_code == 403
+    assert client.get(reverse("overview")).status_code in (302, 403)  # no session: the pages are not for it
+    # A viewer reads them, and may not post.
+    reader = APIClient()
+    reader.force_authenticate(viewer)
+    assert reader.get(f"/api/host-reports/?host={A}").json()["results"][0]["sockets"] == 2
+    assert reader.get(f"/api/host-listeners/{host.public_id}/").json()["counts"]["exposed"] == 1
+    refused = reader.post(f"/api/host-reports/?host={A}", data=body, content_type="text/plain")
+    assert refused.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("query", "body", "field", "message"),
+    [
+        (f"host={A}", b"tcp ESTAB 0 0 10.0.0.1:22 10.0.0.2:5000\n", "report", "line 1: ESTAB is not a listening"),
+        (f"host={A}", b"", "report", "Send the report as the body"),
+        ("host=198.18.60.99", b"tcp LISTEN 0 1 0.0.0.0:22 0.0.0.0:*\n", "host", "No host 198.18.60.99"),
+        ("host=not-an-address", b"tcp LISTEN 0 1 0.0.0.0:22 0.0.0.0:*\n", "host", "is not an IP address"),
+        ("", b"tcp LISTEN 0 1 0.0.0.0:22 0.0.0.0:*\n", "host", "Name the host"),
+        (f"host={A}&format=xml", b"x", "format", "One of"),
+        (f"host={A}&taken_at=yesterday", b"x", "taken_at", "A time with its zone"),
+    ],
+)  # fmt: skip
+def test_a_bad_report_through_the_api_names_what_is_wrong_and_writes_nothing(query, body, field, message):
+    scan(None, {A: {22: "open"}})
+    response = reporter_client().post(f"/api/host-reports/?{query}", data=body, content_type="text/plain")
+    assert response.status_code == 400
+    assert message in " ".join(response.json()[field])
+    assert not HostReport.objects.exists() and not Listener.objects.exists()
+
+
+def test_the_upload_page_and_the_host_and_port_pages_escape_what_the_host_says(client, reviewer, viewer):
+    scan(None, {A: {8080: "open"}}, probed=PROBED)
+    client.force_login(reviewer)
+    text = f'tcp LISTEN 0 128 0.0.0.0:8080 0.0.0.0:* users:(("{HOSTILE}",pid=9,fd=3))\n'
+    response = client.post(reverse("listener-upload"), {"host": A, "text": text})
+    host = intake.find_host(A)
+    assert response.status_code == 302 and response.url == f"{host.get_absolute_url()}#listeners"
+    client.force_login(viewer)
+    for url in (host.get_absolute_url(), reverse("port-detail", args=[host.public_id, "tcp", 8080])):
+        page = client.get(url).content.decode()
+        assert HOSTILE not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page, url
+        assert "listening and reachable" in page
+    assert client.get(reverse("listener-upload")).status_code == 403  # viewers do not upload
+    # A bad report: the page says why, nothing is written.
+    client.force_login(reviewer)
+    response = client.post(reverse("listener-upload"), {"host": A, "text": "<html>hello</html>"})
+    assert response.status_code == 400
+    assert (
+        "not a report PortWatch reads" in response.content.decode() and "<html>hello" not in response.content.decode()
+    )
+    response = client.post(reverse("listener-upload"), {"host": A})
+    assert "Give the report as a file or as pasted text" in response.content.decode()
+    assert HostReport.objects.count() == 1
