@@ -4,6 +4,8 @@ Both databases. Reports are real shapes (tests/fixtures/listeners); the
 scans are the factories' (the real ones are in test_listener_lab.py).
 """
 
+import json
+import subprocess
 from datetime import timedelta
 from io import StringIO
 
@@ -150,11 +152,15 @@ def test_manage_py_imports_a_report_and_names_what_is_wrong(tmp_path):
 HOSTILE = '<script>alert("x")</script>'
 
 
-def reporter_client():
+def reporter_token() -> str:
     out = StringIO()
     call_command("listener_reporter", "cron-web", stdout=out)
+    return out.getvalue().strip()
+
+
+def reporter_client():
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {out.getvalue().strip()}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {reporter_token()}")
     return client
 
 
@@ -230,3 +236,19 @@ def test_the_upload_page_and_the_host_and_port_pages_escape_what_the_host_says(c
     response = client.post(reverse("listener-upload"), {"host": A})
     assert "Give the report as a file or as pasted text" in response.content.decode()
     assert HostReport.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_readmes_cron_line_posts_this_machines_real_ss_report(live_server):
+    """The README's cron line, as written but for its address, token and host: real ss piped to real curl."""
+    scan(None, {"127.0.0.1": {22: "open"}})
+    token = reporter_token()
+    line = (
+        f'ss -Htulnp | curl -fsS --max-time 30 -H "Authorization: Token {token}" --data-binary @- '
+        f'"{live_server.url}/api/host-reports/?host=127.0.0.1"'
+    )
+    done = subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["format"] == "ss" and answer["applied"] and answer["sockets"] >= 1
+    assert Listener.objects.filter(host__address="127.0.0.1").count() == answer["sockets"]

@@ -8,6 +8,7 @@ from django.utils.safestring import mark_safe
 from inventory.templatetags.badges import risk_badge
 from inventory.templatetags.rows import when
 from reach.models import VantagePoint
+from scans.choices import LISTENER_KINDS
 from scans.targets import parse_target, parse_targets
 
 register = template.Library()
@@ -47,6 +48,16 @@ def change_state(state):
     if state.get("mode") and state.get("vantage"):
         # A segmentation change (reach.segmentation): the rule's mode and the vantage point.
         return format_html('<span class="badge">{}</span> from {}', state["mode"], state["vantage"])
+    if "addresses" in state and "scope" in state:
+        # A listener change (listeners.reports): where it listens, and which process, as the host reported.
+        addresses = ", ".join("every address" if address == "*" else str(address) for address in state["addresses"])
+        process = format_html(" by {}", state["process"]) if state.get("process") else ""
+        return format_html(
+            '<span class="finding">{}</span> {}{}',
+            str(state["scope"]).replace("all", "all interfaces"),
+            addresses,
+            process,
+        )
     parts = []
     for key in ("state", "status"):
         if state.get(key):
@@ -78,7 +89,9 @@ def _change_row(context, change, show_run: bool, vantages: dict) -> str:
             risk_badge(context, change.protocol, change.port, (change.after or {}).get("name", "")),
         )
     run = ""
-    if show_run and change.run is None:
+    if show_run and change.run is None and change.kind in LISTENER_KINDS:
+        run = mark_safe('<td><span class="muted">the host\'s report</span></td>')
+    elif show_run and change.run is None:
         # It follows from a rule (reach.segmentation), not from a scan.
         run = mark_safe('<td><span class="muted">a rule</span></td>')
     elif show_run:
