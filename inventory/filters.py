@@ -4,13 +4,23 @@ from datetime import timedelta
 
 import django_filters
 from django import forms
-from django.db.models import Q
+from django.conf import settings
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from inventory import search
 from inventory.choices import HostStatus, PolicyStatus, PortState, Protocol, Severity
 from inventory.constants import PORT_MAX, PORT_MIN
 from inventory.models import AuditEntry, Host, HostTag, Service, Tag, Zone
+from listeners.choices import Finding
+
+
+def fresh_findings(finding: str):
+    """Ports the hosts' fresh reports and the scans judge ``finding`` (listeners.PortFinding, kept)."""
+    from listeners.models import PortFinding  # noqa: PLC0415 - listeners' models import the inventory's
+
+    cutoff = timezone.now() - timedelta(hours=settings.LISTENER_REPORT_MAX_AGE_HOURS)
+    return PortFinding.objects.filter(finding=finding, taken_at__gte=cutoff)
 
 
 class AuditFilter(django_filters.FilterSet):
@@ -154,6 +164,9 @@ class HostFilter(_InventoryFilter):
         empty_label="any",
     )
     status = django_filters.ChoiceFilter(choices=HostStatus.choices, empty_label="any")
+    finding = django_filters.ChoiceFilter(
+        choices=Finding.choices, method="filter_finding", label="Own view", empty_label="any"
+    )
     sort = django_filters.ChoiceFilter(
         choices=[(key, label) for key, (label, _) in HOST_SORTS.items()],
         method="sort_by",
@@ -164,7 +177,7 @@ class HostFilter(_InventoryFilter):
 
     class Meta:
         model = Host
-        fields = ["q", "zone", "tag", "owner", "policy", "risk", "status", "changed"]
+        fields = ["q", "zone", "tag", "owner", "policy", "risk", "status", "finding", "changed"]
 
     def ordering(self, sort: str) -> list:
         return HOST_SORTS[sort][1] if sort in HOST_SORTS else HOST_DEFAULT_SORT
@@ -178,6 +191,9 @@ class HostFilter(_InventoryFilter):
 
     def filter_changed(self, queryset, name, value):
         return _changed_within(queryset, "last_change_at", value)
+
+    def filter_finding(self, queryset, name, value):
+        return queryset.filter(pk__in=fresh_findings(value).values("host_id"))
 
 
 class ServiceFilter(_InventoryFilter):
@@ -194,6 +210,9 @@ class ServiceFilter(_InventoryFilter):
         label="Policy",
         empty_label="any",
     )
+    finding = django_filters.ChoiceFilter(
+        choices=Finding.choices, method="filter_finding", label="Own view", empty_label="any"
+    )
     sort = django_filters.ChoiceFilter(
         choices=[(key, label) for key, (label, _) in SERVICE_SORTS.items()],
         method="sort_by",
@@ -205,13 +224,17 @@ class ServiceFilter(_InventoryFilter):
 
     class Meta:
         model = Service
-        fields = ["q", "zone", "tag", "owner", "port", "protocol", "state", "policy", "risk", "changed"]
+        fields = ["q", "zone", "tag", "owner", "port", "protocol", "state", "policy", "risk", "finding", "changed"]
 
     def filter_queryset(self, queryset):
-        # Open ports unless another state is asked for.
-        if not self.form.cleaned_data.get("state"):
+        # Open ports unless another state (or a finding, which may be of a port no scan finds open) is asked for.
+        if not self.form.cleaned_data.get("state") and not self.form.cleaned_data.get("finding"):
             queryset = queryset.filter(state=PortState.OPEN)
         return super().filter_queryset(queryset)
+
+    def filter_finding(self, queryset, name, value):
+        same = {"host_id": OuterRef("host_id"), "protocol": OuterRef("protocol"), "port": OuterRef("port")}
+        return queryset.filter(Exists(fresh_findings(value).filter(**same)))
 
     def ordering(self, sort: str) -> list:
         if sort in SERVICE_SORTS:

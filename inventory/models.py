@@ -91,7 +91,10 @@ class ProbedPortSet(models.Model):
         return row
 
     def covers(self, protocol: str, port: int) -> bool:
-        return port in _parsed_ports(self.pk, protocol, self.ports.get(protocol, ""))
+        return port in self.port_set(protocol)
+
+    def port_set(self, protocol: str) -> PortSet:
+        return _parsed_ports(self.pk, protocol, self.ports.get(protocol, ""))
 
 
 def risk_label(value: int) -> str:

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from inventory.choices import Protocol
 from inventory.models import Host
-from listeners.choices import ReportFormat, ReportSource, Scope
+from listeners.choices import Finding, ReportFormat, ReportSource, Scope
 
 
 class HostReport(models.Model):
@@ -67,3 +67,41 @@ class Listener(models.Model):
 
     def __str__(self):
         return f"{self.host.address} {self.protocol} {self.address}:{self.port}"
+
+
+class PortFinding(models.Model):
+    """A host's port judged from its newest report and every vantage point's view (``listeners.findings``).
+
+    Kept whenever a report arrives or a scan changes what the host's ports
+    look like, so the lists' filters and the overview's counts read rows
+    instead of judging every host. ``taken_at`` is the report's: a finding
+    counts while the report is fresh (``LISTENER_REPORT_MAX_AGE_HOURS``),
+    which readers check, so no row waits for a sweep to go stale.
+    """
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="port_findings", db_index=False)
+    protocol = models.CharField(max_length=4, choices=Protocol.choices)
+    port = models.PositiveIntegerField()
+    finding = models.CharField(max_length=12, choices=Finding.choices)
+    # The widest scope it listens on ("": nothing listens), and whether a vantage point finds it open.
+    scope = models.CharField(max_length=8, choices=Scope.choices, blank=True)
+    reachable = models.BooleanField()
+    taken_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["host", "protocol", "port"], name="portfinding_unique_port"),
+        ]
+        indexes = [models.Index(fields=["finding", "taken_at"], name="portfinding_finding_idx")]
+
+    def __str__(self):
+        return f"{self.host_id} {self.port}/{self.protocol}: {self.finding}"
+
+
+class FindingsSweep(models.Model):
+    """How far the periodic judging of scanned hosts got (``listeners.tasks.judge_scanned_hosts``): one row."""
+
+    until = models.DateTimeField()
+
+    def __str__(self):
+        return f"findings judged for hosts scanned until {self.until:%Y-%m-%d %H:%M:%S}"

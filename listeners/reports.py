@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from inventory.models import Host
+from listeners import findings
 from listeners.choices import SCOPE_RANK
 from listeners.models import HostReport, Listener
 from listeners.parsing import ParsedReport, Socket
@@ -63,6 +64,7 @@ def take(host: Host, parsed: ParsedReport, *, source: str, user=None, now: datet
         if not report.applied:
             return Imported(report, {})
         changes = _replace(host, report, sockets, now)
+        findings.refresh([host.pk])
         if changes:
             recorded = Change.objects.filter(pk__in=[change.pk for change in changes])
             changes_recorded.send(sender=Change, run=None, changes=recorded, key=f"listeners-{report.public_id}")

@@ -74,6 +74,8 @@ def _read_overview(chart_range: str, now: datetime) -> dict:
     return {
         "counts": counts,
         "change_counts": change_counts(now),
+        "finding_counts": finding_counts(now),
+        "listener_max_age_hours": settings.LISTENER_REPORT_MAX_AGE_HOURS,
         "backlog": review_backlog(now),
         "freshness": freshness,
         "chart_json": json.dumps(chart_series(chart_range, now, counts)),
@@ -90,6 +92,12 @@ def change_counts(now: datetime) -> dict:
         week=read.Since(Figure.CHANGES, now - timedelta(days=7)),
     )
     return {"day": sum(kept["day"].values()), "week": sum(kept["week"].values())}
+
+
+def finding_counts(now: datetime) -> dict[str, int]:
+    """Ports by what the hosts' fresh reports and the scans say together (listeners.findings), kept counts."""
+    fresh = now - timedelta(hours=settings.LISTENER_REPORT_MAX_AGE_HOURS)
+    return read.read(fresh=read.Since(Figure.FINDINGS, fresh))["fresh"]
 
 
 def changes_by_kind(now: datetime) -> dict[str, int]:

@@ -419,6 +419,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    # Host reports: hosts scanned since the last sweep are judged again (listeners.tasks).
+    "listeners-judge-scanned-hosts": {
+        "task": "listeners.tasks.judge_scanned_hosts",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
+    },
     # A tick that waited longer than one period is dropped: the next does its work.
     "scans-tick": {
         "task": "scans.tasks.tick",

@@ -25,6 +25,9 @@ class Figure(models.TextChoices):
     VIOLATED = "violated", "segmentation violations, by vantage point and zone or tag"
     # The same per protocol and port (and the violations per rule), for the
     # matrix narrowed to ports, risk or a rule: a few rows per port read.
+    # The host's own view (listeners.PortFinding): ports by finding and by
+    # the report's time, so "fresh findings" is a window read like "changes in 24 h".
+    FINDINGS = "findings", "host-report findings, by kind and report time"
     EXPOSED_PORT = "exposed_port", "open ports, by vantage point, zone, tag and port"
     VIOLATED_PORT = "violated_port", "segmentation violations, by rule, vantage point, zone, tag and port"
 

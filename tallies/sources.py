@@ -111,6 +111,13 @@ INVENTORY = [
         ("kind", "created_at"),
         (Adds(Figure.CHANGES, item="kind", at="created_at"),),
     ),
+    Source(
+        "port_finding",
+        "listeners_portfinding",
+        ("finding", "taken_at"),
+        ("finding", "taken_at"),
+        (Adds(Figure.FINDINGS, item="finding", at="taken_at"),),
+    ),
 ]
 
 

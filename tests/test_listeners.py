@@ -19,19 +19,22 @@ from rest_framework.test import APIClient
 
 from alerts.choices import ChannelKind
 from alerts.models import AlertRule, Channel, Notification
-from listeners import intake, reconcile, reports
+from inventory.ports import PortSet
+from listeners import findings, intake, reconcile, reports, tasks
 from listeners.choices import Finding, ReportSource
-from listeners.models import HostReport, Listener
+from listeners.models import HostReport, Listener, PortFinding
 from listeners.parsing import parse
+from portwatch import dashboard
 from reach.models import VantagePoint
 from scans.choices import ChangeKind
 from scans.models import Change
+from tallies import maintenance
 from tests.factories import scan
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 A, B = "198.18.60.2", "198.18.60.3"
-PROBED = {"tcp": __import__("inventory.ports", fromlist=["PortSet"]).PortSet.parse("1-10000")}
+PROBED = {"tcp": PortSet.parse("1-10000")}
 
 
 def ss(*rows: str) -> str:
@@ -100,6 +103,43 @@ def test_findings_from_the_report_and_every_vantage_points_view():
         20000: (Finding.UNSCANNED, []),  # outside every probed set: nothing concluded
     }
     assert view.counts()[Finding.SHIELDED] == 1
+    assert_kept_findings(A)
+    # A scan opens 8080 from home: the scan's changes judge the host again (exposed now).
+    scan(None, {A: {22: "open", 8080: "open", 443: "open"}}, probed=PROBED)
+    assert PortFinding.objects.get(port=8080).finding == Finding.EXPOSED
+    assert_kept_findings(A)
+
+
+def assert_kept_findings(address):
+    """The kept findings (listeners.findings, SQL for many hosts) are the host page's (listeners.reconcile)."""
+    host = intake.find_host(address)
+    live = {
+        (port.protocol, port.port): (port.finding, port.scope or "", bool(port.open_from))
+        for port in reconcile.for_host(host).ports
+    }
+    kept = {
+        (row.protocol, row.port): (row.finding, row.scope, row.reachable)
+        for row in PortFinding.objects.filter(host=host)
+    }
+    assert kept == {key: value for key, value in live.items() if value[0]}
+    findings.refresh()
+    assert {
+        (row.protocol, row.port): (row.finding, row.scope, row.reachable)
+        for row in PortFinding.objects.filter(host=host)
+    } == kept
+
+
+def test_a_scan_that_only_probes_a_listeners_port_makes_it_shielded_at_the_next_sweep():
+    scan(None, {A: {22: "open"}}, probed={"tcp": PortSet.parse("1-1000")})
+    take(A, ss("0.0.0.0:22", "0.0.0.0:5000"))
+    assert PortFinding.objects.get(port=5000).finding == Finding.UNSCANNED
+    assert tasks.judge_scanned_hosts() >= 2  # the first sweep judges every host
+    # A wider scan probes 5000 and finds it filtered: no port changed, so no change was recorded.
+    scan(None, {A: {22: "open", 5000: "filtered"}}, probed=PROBED)
+    assert PortFinding.objects.get(port=5000).finding == Finding.UNSCANNED
+    tasks.judge_scanned_hosts()
+    assert PortFinding.objects.get(port=5000).finding == Finding.SHIELDED
+    assert_kept_findings(A)
 
 
 def test_an_old_report_judges_nothing(settings):
@@ -252,3 +292,20 @@ def test_the_readmes_cron_line_posts_this_machines_real_ss_report(live_server):
     answer = json.loads(done.stdout)
     assert answer["format"] == "ss" and answer["applied"] and answer["sockets"] >= 1
     assert Listener.objects.filter(host__address="127.0.0.1").count() == answer["sockets"]
+
+
+def test_the_lists_filter_by_finding_and_the_overview_counts_the_fresh_ones(client, viewer, settings):
+    scan(None, {A: {22: "open", 8080: "filtered"}, B: {22: "open"}}, probed=PROBED)
+    take(A, ss("0.0.0.0:22", "0.0.0.0:8080"))
+    take(B, ss("0.0.0.0:22"), now=timezone.now() - timedelta(hours=30))  # older than the 24 hours that count
+    assert dashboard.finding_counts(timezone.now()) == {Finding.EXPOSED: 1, Finding.SHIELDED: 1}
+    assert maintenance.differences() == []  # the kept counts are a recount's
+    client.force_login(viewer)
+    hosts = client.get(reverse("host-list"), {"finding": "shielded"}).content.decode()
+    assert A in hosts and B not in hosts
+    ports = client.get(reverse("port-list"), {"finding": "exposed"}).content.decode()
+    assert f"{A}" in ports and B not in ports
+    overview = client.get(reverse("overview")).content.decode()
+    assert 'data-figure="finding-shielded">1<' in overview
+    refused = client.get(reverse("host-list"), {"finding": "nonsense"})  # as every bad filter: said, nothing listed
+    assert refused.context["filter"].errors and not refused.context["page"].object_list

@@ -1,0 +1,113 @@
+"""The findings kept per port (``PortFinding``), judged in SQL for many hosts at once.
+
+``reconcile`` judges one host's ports for its page; this module judges them
+the same way (``reconcile.classify``, as a CASE) for a set of hosts in one
+statement and keeps the result: after a report (its host), after a scan's
+changes (the hosts they touch that have a report, ``listeners.signals``),
+or for every host (``refresh()``, ``manage.py listener_findings``). The
+tests hold the two to each other.
+
+A port counts as probed when some view of it exists, or the home's last
+scan that found the host probed it (``Host.seen_ports``: a few distinct
+sets, written into the statement as port ranges).
+"""
+
+from django.db import connection, transaction
+
+from inventory.choices import PortState
+from inventory.models import ProbedPortSet
+from listeners.choices import Finding, Scope
+from listeners.models import PortFinding
+
+# More distinct probed sets than this and "probed by the home's last scan" is left out (never seen here).
+MAX_PROBED_SETS = 200
+
+# Built from constants, the models' tables and the choices' values; the hosts as integer ids.
+_SQL = """
+INSERT INTO listeners_portfinding (host_id, protocol, port, finding, scope, reachable, taken_at)
+WITH hosts AS (
+    SELECT h.id, h.seen_ports_id, r.taken_at
+    FROM inventory_host h
+    JOIN listeners_hostreport r ON r.id = (
+        SELECT n.id FROM listeners_hostreport n
+        WHERE n.host_id = h.id AND n.applied ORDER BY n.taken_at DESC, n.id DESC LIMIT 1
+    )
+    WHERE {hosts}
+),
+seen AS (
+    SELECT l.host_id, l.protocol, l.port,
+           MAX(CASE l.scope WHEN '{all}' THEN 2 WHEN '{address}' THEN 1 ELSE 0 END) AS rank, 0 AS open, 0 AS probed
+    FROM listeners_listener l JOIN hosts ON hosts.id = l.host_id
+    GROUP BY l.host_id, l.protocol, l.port
+    UNION ALL
+    SELECT s.host_id, s.protocol, s.port, -1, CASE WHEN s.state = '{open}' THEN 1 ELSE 0 END, 1
+    FROM inventory_service s JOIN hosts ON hosts.id = s.host_id
+    UNION ALL
+    SELECT v.host_id, v.protocol, v.port, -1, CASE WHEN v.state = '{open}' THEN 1 ELSE 0 END, 1
+    FROM reach_portview v JOIN hosts ON hosts.id = v.host_id
+),
+ports AS (
+    SELECT host_id, protocol, port, MAX(rank) AS rank, MAX(open) AS open, MAX(probed) AS probed
+    FROM seen GROUP BY host_id, protocol, port
+),
+judged AS (
+    SELECT ports.host_id, ports.protocol, ports.port, ports.open, hosts.taken_at,
+           CASE ports.rank WHEN 2 THEN '{all}' WHEN 1 THEN '{address}' WHEN 0 THEN '{loopback}' ELSE '' END AS scope,
+           CASE
+               WHEN ports.rank >= 1 AND ports.open = 1 THEN '{exposed}'
+               WHEN ports.rank >= 1 AND (ports.probed = 1 OR {covered}) THEN '{shielded}'
+               WHEN ports.rank >= 1 THEN '{unscanned}'
+               WHEN ports.open = 1 THEN '{forwarded}'
+               WHEN ports.rank = 0 THEN '{local}'
+           END AS finding
+    FROM ports JOIN hosts ON hosts.id = ports.host_id
+)
+SELECT host_id, protocol, port, finding, scope, open = 1, taken_at FROM judged WHERE finding IS NOT NULL
+"""
+
+_VALUES = {
+    "all": Scope.ALL.value,
+    "address": Scope.ADDRESS.value,
+    "loopback": Scope.LOOPBACK.value,
+    "open": PortState.OPEN.value,
+    **{finding.value: finding.value for finding in Finding},
+}
+
+
+def refresh(host_ids=None) -> int:
+    """Judge again the hosts ``host_ids`` (None: every host); the number of findings kept for them."""
+    if host_ids is None:
+        where = "TRUE"
+    else:
+        ids = sorted({int(pk) for pk in host_ids})
+        if not ids:
+            return 0
+        where = f"h.id IN ({', '.join(str(pk) for pk in ids)})"
+    statement = _SQL.format(hosts=where, covered=_covered(), **_VALUES)
+    with transaction.atomic(), connection.cursor() as cursor:
+        stale = PortFinding.objects.all() if host_ids is None else PortFinding.objects.filter(host_id__in=ids)
+        stale._raw_delete(stale.db)  # no signals or cascades to run: one DELETE
+        cursor.execute(statement)
+        return cursor.rowcount
+
+
+def _covered() -> str:
+    """Whether ``ports`` lies in its host's ``seen_ports``, as SQL (set ids and port numbers only)."""
+    sets = list(ProbedPortSet.objects.all()[: MAX_PROBED_SETS + 1])
+    if not sets or len(sets) > MAX_PROBED_SETS:
+        return "FALSE"
+    cases = []
+    for probed in sets:
+        for protocol in sorted(probed.ports):
+            if protocol not in ("tcp", "udp", "sctp"):
+                continue
+            ranges = probed.port_set(protocol).ranges
+            if ranges:
+                within = " OR ".join(
+                    f"ports.port = {low}" if low == high else f"ports.port BETWEEN {low} AND {high}"
+                    for low, high in ranges
+                )
+                cases.append(
+                    f"(hosts.seen_ports_id = {int(probed.pk)} AND ports.protocol = '{protocol}' AND ({within}))"
+                )
+    return f"({' OR '.join(cases)})" if cases else "FALSE"
