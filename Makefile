@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run demo test test-sqlite lint format ensure-nmap ensure-chromium ensure-ndiff ensure-wrk clean bench-pipeline bench-ingest bench-pages bench-alerts bench-segmentation bench-matrix bench-load
+.PHONY: run demo test test-sqlite lint format ensure-nmap ensure-chromium ensure-ndiff ensure-wrk clean bench-pipeline bench-ingest bench-pages bench-alerts bench-segmentation bench-matrix bench-listeners bench-load
 
 # --- set-up ---------------------------------------------------------------------
 
@@ -103,6 +103,9 @@ bench-alerts: $(VENV)/.dev
 
 bench-segmentation: $(VENV)/.dev
 	python -m tests.stack python -m bench.segmentation $(BENCH_ARGS)
+
+bench-listeners: $(VENV)/.dev
+	python -m tests.stack python -m bench.listeners $(BENCH_ARGS)
 
 bench-matrix: $(VENV)/.dev
 	python -m tests.stack python -m bench.matrix $(BENCH_ARGS)

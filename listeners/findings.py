@@ -85,6 +85,9 @@ def refresh(host_ids=None) -> int:
         where = f"h.id IN ({', '.join(str(pk) for pk in ids)})"
     statement = _SQL.format(hosts=where, covered=_covered(), **_VALUES)
     with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and host_ids is None:
+            # Every host: the grouping of a few million rows would spill to disk at the default 4 MB.
+            cursor.execute("SET LOCAL work_mem = '256MB'")
         stale = PortFinding.objects.all() if host_ids is None else PortFinding.objects.filter(host_id__in=ids)
         stale._raw_delete(stale.db)  # no signals or cascades to run: one DELETE
         cursor.execute(statement)
