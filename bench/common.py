@@ -7,6 +7,7 @@ to the one DATABASE_URL names, so they never touch an existing inventory.
 
 import os
 import resource
+import statistics
 import time
 import urllib.parse
 from contextlib import contextmanager
@@ -56,3 +57,20 @@ def timed(results: dict, key: str):
     start = time.perf_counter()
     yield
     results[key] = time.perf_counter() - start
+
+
+def measure_page(client, name: str, url: str, repeat: int, **headers) -> tuple[str, float, float, float]:
+    """p50 and p95 wall time of ``repeat`` requests, and the mean CPU time this process spent on one."""
+    walls, cpus = [], []
+    client.get(url, **headers)  # a first request warms caches, as a page visited before would
+    for _ in range(repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        response = client.get(url, **headers)
+        cpus.append((time.process_time() - cpu) * 1000)
+        walls.append((time.perf_counter() - wall) * 1000)
+        assert response.status_code == 200, (url, response.status_code, response.content[:300])
+    walls.sort()
+    p95 = walls[min(len(walls) - 1, round(0.95 * len(walls)) - 1)]
+    p50, cpu = statistics.median(walls), statistics.mean(cpus)
+    print(f"  {name:<34} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   cpu {cpu:6.1f} ms   {url}", flush=True)
+    return name, p50, p95, cpu

@@ -34,7 +34,7 @@ import statistics
 import sys
 import time
 
-from bench.common import fresh_database, setup_django
+from bench.common import fresh_database, measure_page, setup_django
 from bench.ingest import cpu_seconds_of, own_cpu_seconds
 
 DATABASE = "portwatch_bench_listeners"
@@ -212,21 +212,7 @@ def main(argv=None) -> int:
         ("a host's page with its own view", host.get_absolute_url()),
     ]
     print(f"pages ({args.repeat} requests each, as a viewer):")
-    worst = 0.0
-    for name, url in pages:
-        walls, cpus = [], []
-        client.get(url)
-        for _ in range(args.repeat):
-            wall, cpu = time.perf_counter(), time.process_time()
-            response = client.get(url)
-            cpus.append((time.process_time() - cpu) * 1000)
-            walls.append((time.perf_counter() - wall) * 1000)
-            assert response.status_code == 200, (url, response.status_code)
-        walls.sort()
-        p95 = walls[min(len(walls) - 1, round(0.95 * len(walls)) - 1)]
-        worst = max(worst, p95)
-        p50, cpu = statistics.median(walls), statistics.mean(cpus)
-        print(f"  {name:<44} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   cpu {cpu:6.1f} ms")
+    worst = max(measure_page(client, name, url, args.repeat)[2] for name, url in pages)
     print(
         f"listeners report_sockets={SOCKETS} import_ms={import_s * 1000:.0f} copy_ratio={import_s / copy_s:.1f} "
         f"hosts={args.hosts} reconcile_s={reconcile_s:.1f} ratio={reconcile_s / anchor_s:.2f} "

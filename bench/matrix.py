@@ -33,6 +33,7 @@ import statistics
 import sys
 import time
 
+from bench.common import measure_page as measure
 from bench.views_seed import make_rule, seeded
 
 DATABASE = "portwatch_bench_matrix"
@@ -43,23 +44,6 @@ ELSEWHERE = (("office-lan", 2), ("dmz", 3), ("k8s-pods", 4), ("dc1-app", 10))
 
 def prepare(hosts: int):
     return seeded(DATABASE, hosts, dict(ELSEWHERE))
-
-
-def measure(client, name: str, url: str, repeat: int, **headers) -> tuple[str, float, float, float]:
-    """p50 and p95 wall time of ``repeat`` requests, and the mean CPU time this process spent on one."""
-    walls, cpus = [], []
-    client.get(url, **headers)  # a first request warms caches, as a page visited before would
-    for _ in range(repeat):
-        wall, cpu = time.perf_counter(), time.process_time()
-        response = client.get(url, **headers)
-        cpus.append((time.process_time() - cpu) * 1000)
-        walls.append((time.perf_counter() - wall) * 1000)
-        assert response.status_code == 200, (url, response.status_code, response.content[:300])
-    walls.sort()
-    p95 = walls[min(len(walls) - 1, round(0.95 * len(walls)) - 1)]
-    p50, cpu = statistics.median(walls), statistics.mean(cpus)
-    print(f"  {name:<34} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   cpu {cpu:6.1f} ms   {url}", flush=True)
-    return name, p50, p95, cpu
 
 
 def anchor(count, query, repeat: int) -> float:

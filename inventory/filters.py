@@ -14,6 +14,8 @@ from inventory.constants import PORT_MAX, PORT_MIN
 from inventory.models import AuditEntry, Host, HostTag, Service, Tag, Zone
 from listeners.choices import Finding
 
+OPEN_FINDINGS = (Finding.EXPOSED, Finding.FORWARDED)
+
 
 def fresh_findings(finding: str):
     """Ports the hosts' fresh reports and the scans judge ``finding`` (listeners.PortFinding, kept)."""
@@ -210,8 +212,12 @@ class ServiceFilter(_InventoryFilter):
         label="Policy",
         empty_label="any",
     )
+    # What an open port can be (the others no scan finds open: the hosts list and the host pages show them).
     finding = django_filters.ChoiceFilter(
-        choices=Finding.choices, method="filter_finding", label="Own view", empty_label="any"
+        choices=[(value, label) for value, label in Finding.choices if value in OPEN_FINDINGS],
+        method="filter_finding",
+        label="Own view",
+        empty_label="any",
     )
     sort = django_filters.ChoiceFilter(
         choices=[(key, label) for key, (label, _) in SERVICE_SORTS.items()],
@@ -227,8 +233,8 @@ class ServiceFilter(_InventoryFilter):
         fields = ["q", "zone", "tag", "owner", "port", "protocol", "state", "policy", "risk", "finding", "changed"]
 
     def filter_queryset(self, queryset):
-        # Open ports unless another state (or a finding, which may be of a port no scan finds open) is asked for.
-        if not self.form.cleaned_data.get("state") and not self.form.cleaned_data.get("finding"):
+        # Open ports unless another state is asked for.
+        if not self.form.cleaned_data.get("state"):
             queryset = queryset.filter(state=PortState.OPEN)
         return super().filter_queryset(queryset)
 

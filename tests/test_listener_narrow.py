@@ -8,9 +8,7 @@ the browser test's (SCREENSHOT_DIR).
 import shutil
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import Group, User
-from django.test import Client
 from django.urls import reverse
 
 from inventory.models import Host
@@ -19,11 +17,10 @@ from listeners import intake, reports
 from listeners.choices import ReportSource
 from portwatch.roles import GROUP_NAMES, Role
 from tests.factories import scan
-from tests.test_browser import CHROMIUM, SCREENSHOT_DIR
+from tests.phone import overflowing_pages, shoot
+from tests.test_browser import CHROMIUM
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-WIDTH = 390
 ADDRESS = "198.18.61.2"
 HOSTILE = '<img src=x onerror="document.title=1">a-very-long-daemon-name-without-any-break-in-it'
 
@@ -47,44 +44,23 @@ def world(db):
 
 
 def test_the_own_view_pages_fit_a_390_pixel_screen(live_server, world, monkeypatch):
-    from playwright.sync_api import sync_playwright
-
     # (The overview and the lists are wider than a phone before and after this view: issue 18's.)
     pages = {
         "host": world.get_absolute_url(),
         "port": reverse("port-detail", args=[world.public_id, "tcp", 8080]),
         "upload": f"{reverse('listener-upload')}?host={ADDRESS}",
     }
-    client = Client()
-    client.force_login(User.objects.get(username="rita"))
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    overflowing = {}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-        )
-        context = browser.new_context(base_url=live_server.url, viewport={"width": WIDTH, "height": 844})
-        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
-        page = context.new_page()
-        for name, url in pages.items():
-            page.goto(url)
-            assert page.url.endswith(url), page.url
-            assert page.title() != "1", f"{name}: the host's text ran as markup"
-            if name in ("host", "port"):
-                assert "shielded only by a firewall" in page.inner_text("body"), name
-            width = page.evaluate("document.documentElement.scrollWidth")
-            page.screenshot(path=str(SCREENSHOT_DIR / f"listeners-{name}-390.png"), full_page=True)
-            if width > WIDTH:
-                overflowing[name] = width
+
+    def refused(page, overflowing):
         # A bad report pasted: the page says why, at phone size too.
         page.goto(pages["upload"])
         page.fill("textarea[name=text]", "<b>not a report</b>")
         page.click("form.form button[type=submit]")  # not the top bar's Log out
         assert "not a report PortWatch reads" in page.inner_text("body")
-        page.screenshot(path=str(SCREENSHOT_DIR / "listeners-upload-refused-390.png"), full_page=True)
-        if page.evaluate("document.documentElement.scrollWidth") > WIDTH:
-            overflowing["upload-refused"] = page.evaluate("document.documentElement.scrollWidth")
-        browser.close()
-    assert overflowing == {}
+        shoot(page, "listeners-upload-refused", overflowing)
+        for name in ("host", "port"):
+            page.goto(pages[name])
+            assert page.title() != "1", f"{name}: the host's text ran as markup"
+            assert "shielded only by a firewall" in page.inner_text("body"), name
+
+    assert overflowing_pages(live_server, monkeypatch, "rita", pages, "listeners", then=refused) == {}

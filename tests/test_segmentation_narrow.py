@@ -8,9 +8,7 @@ Screenshots go with the browser test's (SCREENSHOT_DIR).
 import shutil
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import Group, User
-from django.test import Client
 from django.urls import reverse
 
 from inventory.ports import PortSet
@@ -18,11 +16,10 @@ from portwatch.roles import GROUP_NAMES, Role
 from reach import segmentation
 from reach.models import SegmentationRule, VantagePoint
 from tests.factories import scan
-from tests.test_browser import CHROMIUM, SCREENSHOT_DIR
+from tests.phone import overflowing_pages
+from tests.test_browser import CHROMIUM
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-WIDTH = 390
 
 
 @pytest.fixture
@@ -48,8 +45,6 @@ def world(db):
 
 
 def test_the_segmentation_pages_fit_a_390_pixel_screen(live_server, world, monkeypatch):
-    from playwright.sync_api import sync_playwright
-
     pages = {
         "rules": reverse("segmentation-rule-list"),
         "rule": world.get_absolute_url(),
@@ -62,28 +57,4 @@ def test_the_segmentation_pages_fit_a_390_pixel_screen(live_server, world, monke
             f"{reverse('exposure-cell', args=['office-lan-long-vantage-name'])}?zone=default&violations=1"
         ),
     }
-    # Logged in as a browser would be, by its session cookie (users are made before Playwright runs).
-    client = Client()
-    client.force_login(User.objects.get(username="nora"))
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    # The live server answers from its own thread; only for this test (a later
-    # subprocess's `check --deploy` must not inherit it).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    overflowing = {}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-        )
-        context = browser.new_context(base_url=live_server.url, viewport={"width": WIDTH, "height": 844})
-        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
-        page = context.new_page()
-        for name, url in pages.items():
-            page.goto(url)
-            assert page.url.endswith(url), page.url  # logged in: not sent to the login page
-            width = page.evaluate("document.documentElement.scrollWidth")
-            page.screenshot(path=str(SCREENSHOT_DIR / f"segmentation-{name}-390.png"), full_page=True)
-            if width > WIDTH:
-                overflowing[name] = width
-        browser.close()
-    assert overflowing == {}
+    assert overflowing_pages(live_server, monkeypatch, "nora", pages, "segmentation") == {}
