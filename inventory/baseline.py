@@ -22,7 +22,7 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from inventory import audit, policy
+from inventory import audit, binds, policy
 from inventory.choices import RULE_PROTOCOL_CHOICES, SCOPE_RANK, Decision, RuleScope
 from inventory.models import Host, PortRule, ScopedRule, Tag, Zone
 
@@ -82,6 +82,8 @@ def scoped_entry(rule: ScopedRule, entry: dict) -> dict:
     entry["protocol"] = rule.protocol
     entry["ports"] = rule.port_start if rule.port_start == rule.port_end else f"{rule.port_start}-{rule.port_end}"
     entry["justification"] = rule.justification
+    if getattr(rule, "listen_on", ""):
+        entry["listen_on"] = rule.listen_on
     if rule.owner:
         entry["owner"] = rule.owner
     if rule.ticket:
@@ -214,11 +216,15 @@ def _tag_named(name: str) -> Tag:
 
 
 def _rule_from(entry) -> PortRule:
-    public_id = entry_id(entry, RULE_KEYS | OPTIONAL_KEYS, ("decision",))
+    public_id = entry_id(entry, RULE_KEYS | OPTIONAL_KEYS | {"listen_on"}, ("decision",))
     decision = str(entry["decision"])
     if decision not in Decision.values:
         raise ValidationError(f"'decision' must be one of {', '.join(Decision.values)}.")
-    rule = PortRule(public_id=public_id, decision=decision)
+    try:
+        listen_on = binds.normalised(str(entry.get("listen_on") or ""))
+    except binds.BindSpecError as error:
+        raise ValidationError(f"'listen_on': {error}.") from None
+    rule = PortRule(public_id=public_id, decision=decision, listen_on=listen_on)
     read_scoped(entry, rule)
     return rule
 

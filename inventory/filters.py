@@ -12,17 +12,19 @@ from inventory import search
 from inventory.choices import HostStatus, PolicyStatus, PortState, Protocol, Severity
 from inventory.constants import PORT_MAX, PORT_MIN
 from inventory.models import AuditEntry, Host, HostTag, Service, Tag, Zone
-from listeners.choices import Finding
+from listeners.choices import BIND_BROKEN, BIND_BROKEN_LABEL, Finding
 
 OPEN_FINDINGS = (Finding.EXPOSED, Finding.FORWARDED)
 
 
 def fresh_findings(finding: str):
-    """Ports the hosts' fresh reports and the scans judge ``finding`` (listeners.PortFinding, kept)."""
+    """Ports the hosts' fresh reports and the scans judge ``finding`` (listeners.PortFinding, kept),
+    or (BIND_BROKEN) whose listeners break where a port rule lets them listen."""
     from listeners.models import PortFinding  # noqa: PLC0415 - listeners' models import the inventory's
 
     cutoff = timezone.now() - timedelta(hours=settings.LISTENER_REPORT_MAX_AGE_HOURS)
-    return PortFinding.objects.filter(finding=finding, taken_at__gte=cutoff)
+    fresh = PortFinding.objects.filter(taken_at__gte=cutoff)
+    return fresh.exclude(bind_rule=None) if finding == BIND_BROKEN else fresh.filter(finding=finding)
 
 
 class AuditFilter(django_filters.FilterSet):
@@ -167,7 +169,10 @@ class HostFilter(_InventoryFilter):
     )
     status = django_filters.ChoiceFilter(choices=HostStatus.choices, empty_label="any")
     finding = django_filters.ChoiceFilter(
-        choices=Finding.choices, method="filter_finding", label="Own view", empty_label="any"
+        choices=[*Finding.choices, (BIND_BROKEN, BIND_BROKEN_LABEL)],
+        method="filter_finding",
+        label="Own view",
+        empty_label="any",
     )
     sort = django_filters.ChoiceFilter(
         choices=[(key, label) for key, (label, _) in HOST_SORTS.items()],
@@ -214,7 +219,10 @@ class ServiceFilter(_InventoryFilter):
     )
     # What an open port can be (the others no scan finds open: the hosts list and the host pages show them).
     finding = django_filters.ChoiceFilter(
-        choices=[(value, label) for value, label in Finding.choices if value in OPEN_FINDINGS],
+        choices=[
+            *((value, label) for value, label in Finding.choices if value in OPEN_FINDINGS),
+            (BIND_BROKEN, BIND_BROKEN_LABEL),
+        ],
         method="filter_finding",
         label="Own view",
         empty_label="any",

@@ -5,6 +5,7 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
+from inventory import binds
 from inventory.choices import Decision, RuleScope
 from inventory.constants import PORT_MAX, PORT_MIN
 from inventory.models import AssignmentRule, Host, HostTag, PortRule, RiskRule, Tag, Zone
@@ -159,6 +160,12 @@ class ScopedRuleForm(forms.ModelForm):
 
 
 class PortRuleForm(ScopedRuleForm):
+    def clean_listen_on(self):
+        try:
+            return binds.normalised(self.cleaned_data.get("listen_on") or "")
+        except binds.BindSpecError as error:
+            raise forms.ValidationError(str(error)) from None
+
     class Meta:
         model = PortRule
         fields = [
@@ -170,6 +177,7 @@ class PortRuleForm(ScopedRuleForm):
             "protocol",
             "port_start",
             "port_end",
+            "listen_on",
             "justification",
             "owner",
             "ticket",

@@ -539,6 +539,15 @@ class PortRule(ScopedRule, models.Model):
     port_start = models.PositiveIntegerField()
     port_end = models.PositiveIntegerField()
     decision = models.CharField(max_length=8, choices=Decision.choices)
+    # Where its ports may listen, as the hosts' own reports say (listeners): "loopback" and networks.
+    listen_on = models.CharField(
+        max_length=300,
+        blank=True,
+        verbose_name="May listen on",
+        help_text="Where the host may listen on these ports, by its own report: loopback and/or networks, "
+        "e.g. “loopback, 10.1.0.0/16”. A listener elsewhere (all interfaces included) breaks the rule. "
+        "Empty: anywhere.",
+    )
     justification = models.TextField()
     owner = models.CharField(max_length=150, blank=True, help_text="Who answers for this port.")
     ticket = models.URLField(max_length=500, blank=True, help_text="Link to the ticket or change request.")

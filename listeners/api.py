@@ -167,6 +167,13 @@ class ListenerFindingSerializer(serializers.Serializer):
     open_from = serializers.ListField(child=serializers.CharField(), help_text="Vantage points that find it open.")
     probed = serializers.BooleanField()
     finding = serializers.CharField(allow_null=True)
+    bind_rule = serializers.SerializerMethodField(
+        help_text="The port rule saying where it may listen that a listener breaks (its id and listen_on), or null."
+    )
+
+    def get_bind_rule(self, found) -> dict | None:
+        rule = found.bind_rule
+        return None if rule is None else {"id": str(rule.public_id), "listen_on": rule.listen_on}
 
     def get_addresses(self, found) -> list[str]:
         return [listener.address for listener in found.listeners]

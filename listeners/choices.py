@@ -39,3 +39,8 @@ class Finding(models.TextChoices):
     LOCAL = "local", "local (loopback only)"
     FORWARDED = "forwarded", "reachable, not listening"
     UNSCANNED = "unscanned", "listening, not scanned"
+
+
+# Beside a finding: a listener breaks where a port rule lets the port listen (PortRule.listen_on).
+BIND_BROKEN = "bind_broken"
+BIND_BROKEN_LABEL = "listening where a rule forbids"

@@ -12,12 +12,17 @@ scan that found the host probed it (``Host.seen_ports``: a few distinct
 sets, written into the statement as port ranges).
 """
 
-from django.db import connection, transaction
+from collections import defaultdict
 
+from django.db import connection, transaction
+from django.db.models import Q, Subquery
+from django.utils import timezone
+
+from inventory import binds, policy
 from inventory.choices import PortState
-from inventory.models import ProbedPortSet
+from inventory.models import PortRule, ProbedPortSet
 from listeners.choices import Finding, Scope
-from listeners.models import PortFinding
+from listeners.models import Listener, PortFinding
 
 # More distinct probed sets than this and "probed by the home's last scan" is left out (never seen here).
 MAX_PROBED_SETS = 200
@@ -91,7 +96,56 @@ def refresh(host_ids=None) -> int:
         stale = PortFinding.objects.all() if host_ids is None else PortFinding.objects.filter(host_id__in=ids)
         stale._raw_delete(stale.db)  # no signals or cascades to run: one DELETE
         cursor.execute(statement)
-        return cursor.rowcount
+        judged = cursor.rowcount
+        judge_binds(None if host_ids is None else ids)
+        return judged
+
+
+def judge_binds(host_ids=None) -> int:
+    """Mark the findings whose listeners break where a port rule lets them listen (``PortRule.listen_on``).
+
+    The rule is the most specific unexpired one that says where (as
+    ``inventory.policy`` orders them) among the rules covering the port:
+    a rule that says nothing about listening leaves the requirement of a
+    wider one in force. Returns how many findings break one.
+    """
+    now = timezone.now()
+    findings = PortFinding.objects.all() if host_ids is None else PortFinding.objects.filter(host_id__in=host_ids)
+    with transaction.atomic():
+        findings.exclude(bind_rule=None).update(bind_rule=None)
+        rules = PortRule.objects.exclude(listen_on="").filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        ports = Q(pk__in=[])
+        for rule in rules:
+            ports |= Q(port__gte=rule.port_start, port__lte=rule.port_end)
+        if not rules:
+            return 0
+        governing = policy.matching_rules(now).exclude(listen_on="").values("pk")[:1]
+        candidates = list(
+            findings.filter(ports)
+            .exclude(scope="")
+            .annotate(rule_id=Subquery(governing))
+            .exclude(rule_id=None)
+            .values_list("pk", "host_id", "protocol", "port", "rule_id")
+        )
+        if not candidates:
+            return 0
+        listen_on = dict(PortRule.objects.filter(pk__in={row[4] for row in candidates}).values_list("pk", "listen_on"))
+        addresses: dict[tuple, list[str]] = defaultdict(list)
+        wanted = {(host, protocol, port) for _, host, protocol, port, _ in candidates}
+        listeners = Listener.objects.filter(host_id__in={key[0] for key in wanted}).values_list(
+            "host_id", "protocol", "port", "address"
+        )
+        for host, protocol, port, address in listeners:
+            if (host, protocol, port) in wanted:
+                addresses[(host, protocol, port)].append(address)
+        breaking: dict[int, list[int]] = defaultdict(list)
+        for pk, host, protocol, port, rule_id in candidates:
+            if any(not binds.allows(listen_on[rule_id], address) for address in addresses[(host, protocol, port)]):
+                breaking[rule_id].append(pk)
+        for rule_id, pks in breaking.items():
+            for start in range(0, len(pks), 5000):
+                PortFinding.objects.filter(pk__in=pks[start : start + 5000]).update(bind_rule_id=rule_id)
+        return sum(len(pks) for pks in breaking.values())
 
 
 def _covered() -> str:

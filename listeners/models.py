@@ -87,12 +87,21 @@ class PortFinding(models.Model):
     scope = models.CharField(max_length=8, choices=Scope.choices, blank=True)
     reachable = models.BooleanField()
     taken_at = models.DateTimeField()
+    # The port rule saying where these ports may listen (PortRule.listen_on) that a listener of it breaks.
+    bind_rule = models.ForeignKey(
+        "inventory.PortRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["host", "protocol", "port"], name="portfinding_unique_port"),
         ]
-        indexes = [models.Index(fields=["finding", "taken_at"], name="portfinding_finding_idx")]
+        indexes = [
+            models.Index(fields=["finding", "taken_at"], name="portfinding_finding_idx"),
+            models.Index(
+                fields=["bind_rule"], condition=models.Q(bind_rule__isnull=False), name="portfinding_bind_idx"
+            ),
+        ]
 
     def __str__(self):
         return f"{self.host_id} {self.port}/{self.protocol}: {self.finding}"

@@ -27,9 +27,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from inventory.choices import PortState
-from inventory.models import Host, Service
-from listeners.choices import SCOPE_RANK, Finding, Scope
-from listeners.models import HostReport, Listener
+from inventory.models import Host, PortRule, Service
+from listeners.choices import BIND_BROKEN, SCOPE_RANK, Finding, Scope
+from listeners.models import HostReport, Listener, PortFinding
 from reach.models import PortView, VantagePoint
 
 
@@ -45,12 +45,14 @@ def classify(scope: str | None, reachable: bool, probed: bool) -> str | None:
 
 
 @dataclass
-class PortFinding:
+class JudgedPort:
     protocol: str
     port: int
     listeners: list[Listener] = field(default_factory=list)
     open_from: list[str] = field(default_factory=list)  # vantage point names
     probed: bool = False
+    # The port rule saying where it may listen that a listener breaks (kept: listeners.findings.judge_binds).
+    bind_rule: PortRule | None = None
 
     @property
     def scope(self) -> str | None:
@@ -73,13 +75,15 @@ class HostView:
     report: HostReport | None
     fresh: bool
     max_age: timedelta
-    ports: list[PortFinding]
+    ports: list[JudgedPort]
 
     def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(Finding.values, 0)
+        counts = dict.fromkeys([*Finding.values, BIND_BROKEN], 0)
         for port in self.ports:
             if port.finding:
                 counts[port.finding] += 1
+            if port.bind_rule is not None:
+                counts[BIND_BROKEN] += 1
         return counts
 
 
@@ -99,10 +103,10 @@ def for_host(
     report = newest_report(host)
     fresh = report is not None and report.taken_at >= now - max_age()
     only = {"protocol": protocol, "port": port} if port is not None else {}
-    ports: dict[tuple, PortFinding] = {}
+    ports: dict[tuple, JudgedPort] = {}
 
-    def entry(key) -> PortFinding:
-        return ports.setdefault(key, PortFinding(*key))
+    def entry(key) -> JudgedPort:
+        return ports.setdefault(key, JudgedPort(*key))
 
     if not fresh:
         return HostView(host, report, fresh, max_age(), [])  # nothing is judged from an old report, or none
@@ -126,6 +130,9 @@ def for_host(
         (found for found in ports.values() if found.finding or found.listeners),
         key=lambda found: (found.protocol, found.port),
     )
+    broken = PortFinding.objects.filter(host=host, **only).exclude(bind_rule=None).select_related("bind_rule")
+    rules = {(row.protocol, row.port): row.bind_rule for row in broken}
     for found in judged:
         found.open_from.sort()
+        found.bind_rule = rules.get((found.protocol, found.port))
     return HostView(host, report, fresh, max_age(), judged)

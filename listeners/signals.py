@@ -1,11 +1,15 @@
-"""A scan's changes judge again the ports of the hosts they touch that have a report.
+"""What judges the kept findings again (``listeners.findings``), besides a report.
 
-Runs inside the ingest's transaction (``scans.signals``): one statement for
-the hosts concerned, none when no host of the changes has a report.
+A scan's changes: the ports of the hosts they touch that have a report, in
+the ingest's transaction (``scans.signals``), one statement, none when no
+host of the changes has a report. A port rule saved or deleted: where ports
+may listen (``PortRule.listen_on``).
 """
 
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from inventory.models import PortRule
 from listeners import findings
 from listeners.models import HostReport
 from scans.choices import LISTENER_KINDS, SEGMENTATION_KINDS
@@ -21,3 +25,10 @@ def judge_changed_hosts(sender, changes, **kwargs) -> None:
         .distinct()
     )
     findings.refresh(list(hosts))
+
+
+@receiver([post_save, post_delete], sender=PortRule, dispatch_uid="listeners.binds")
+def judge_binds_again(sender, instance, **kwargs) -> None:
+    """A port rule made, changed or removed may change where ports may listen: every finding is judged again
+    (only those on the ports of rules that say where, a few rows)."""
+    findings.judge_binds()

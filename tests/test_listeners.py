@@ -19,6 +19,9 @@ from rest_framework.test import APIClient
 
 from alerts.choices import ChannelKind
 from alerts.models import AlertRule, Channel, Notification
+from inventory import baseline, binds
+from inventory.choices import Decision, RuleScope
+from inventory.models import PortRule
 from inventory.ports import PortSet
 from listeners import findings, intake, reconcile, reports, tasks
 from listeners.choices import Finding, ReportSource
@@ -309,3 +312,96 @@ def test_the_lists_filter_by_finding_and_the_overview_counts_the_fresh_ones(clie
     assert 'data-figure="finding-shielded">1<' in overview
     refused = client.get(reverse("host-list"), {"finding": "nonsense"})  # as every bad filter: said, nothing listed
     assert refused.context["filter"].errors and not refused.context["page"].object_list
+
+
+# --- where a port may listen (PortRule.listen_on) -----------------------------------------------------
+
+
+def port_rule(ports, listen_on, **fields):
+    fields.setdefault("scope", RuleScope.GLOBAL)
+    return PortRule.objects.create(
+        protocol="tcp", port_start=ports[0], port_end=ports[1], decision=Decision.APPROVED,
+        justification="databases on loopback", listen_on=listen_on, **fields,
+    )  # fmt: skip
+
+
+def test_a_listener_where_a_rule_forbids_breaks_it_until_the_rule_or_the_listener_changes(client, viewer):
+    scan(None, {A: {22: "open"}, B: {22: "open"}}, probed=PROBED)
+    rule = port_rule((5432, 5432), "loopback, 198.18.60.0/24")
+    take(A, ss("0.0.0.0:5432", "0.0.0.0:22"))  # every interface: more than the rule allows
+    take(B, ss("198.18.60.3:5432", "127.0.0.1:5432"))  # loopback and its network: allowed
+    broken = {(row.host.address, row.port): row.bind_rule for row in PortFinding.objects.exclude(bind_rule=None)}
+    assert broken == {(A, 5432): rule}
+    view = reconcile.for_host(intake.find_host(A))
+    assert {port.port: port.bind_rule for port in view.ports if port.bind_rule} == {5432: rule}
+    # The rule narrowed (loopback only): B's address-bound listener breaks it too, at once (a rule's save).
+    rule.listen_on = "loopback"
+    rule.save()
+    assert set(PortFinding.objects.exclude(bind_rule=None).values_list("host__address", "port")) == {
+        (A, 5432),
+        (B, 5432),
+    }
+    # A more specific rule saying nothing about listening leaves the wider requirement in force.
+    port_rule((5432, 5432), "", scope=RuleScope.HOST, host=intake.find_host(B))
+    assert PortFinding.objects.exclude(bind_rule=None).count() == 2
+    # A listens where it may now: its next report says so.
+    take(A, ss("127.0.0.1:5432", "0.0.0.0:22"))
+    client.force_login(viewer)
+    listed = client.get(reverse("host-list"), {"finding": "bind_broken"}).content.decode()
+    assert B in listed and A not in listed
+    page = client.get(intake.find_host(B).get_absolute_url()).content.decode()
+    assert "breaks a rule: may listen on loopback" in page
+    body = APIClient()
+    body.force_authenticate(viewer)
+    ports = body.get(f"/api/host-listeners/{intake.find_host(B).public_id}/").json()["ports"]
+    assert [port["bind_rule"] for port in ports if port["port"] == 5432] == [
+        {"id": str(rule.public_id), "listen_on": "loopback"}
+    ]
+    # The rule removed: nothing breaks.
+    rule.delete()
+    assert not PortFinding.objects.exclude(bind_rule=None).exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("loopback, 10.1.0.0/16", None),
+        ("Loopback;fd00::/64", None),
+        ("10.1.0.300/16", "is neither “loopback” nor a network"),
+        ("everywhere", "is neither “loopback” nor a network"),
+    ],
+)
+def test_where_a_rule_lets_ports_listen_is_checked(text, error):
+    if error is None:
+        assert binds.parse(text)
+    else:
+        with pytest.raises(binds.BindSpecError, match=error):
+            binds.parse(text)
+
+
+def test_bind_checks():
+    assert binds.allows("", "*") and binds.allows("", "0.0.0.0")
+    assert (
+        not binds.allows("loopback", "0.0.0.0")
+        and not binds.allows("loopback", "*")
+        and not binds.allows("loopback", "::")
+    )
+    assert (
+        binds.allows("loopback", "127.0.0.53")
+        and binds.allows("loopback", "::1")
+        and binds.allows("loopback", "::ffff:127.0.0.1")
+    )
+    assert binds.allows("10.1.0.0/16", "10.1.2.3") and not binds.allows("10.1.0.0/16", "10.2.0.1")
+    assert not binds.allows("fd00::/64", "10.1.2.3") and binds.allows("fd00::/64", "fd00::5")
+
+
+def test_the_baseline_carries_where_a_rule_lets_ports_listen():
+    rule = port_rule((5432, 5432), "loopback, 10.1.0.0/16")
+    text = baseline.export_text()
+    assert "listen_on: loopback, 10.1.0.0/16" in text
+    rule.delete()
+    baseline.import_text(text)
+    assert PortRule.objects.get().listen_on == "loopback, 10.1.0.0/16"
+    with pytest.raises(baseline.BaselineError, match="'listen_on': 'the office' is neither"):
+        baseline.import_text(text.replace("loopback, 10.1.0.0/16", "the office"))
+    assert PortRule.objects.get().listen_on == "loopback, 10.1.0.0/16"
