@@ -58,7 +58,11 @@ class Line:
     def service(self) -> str:
         state = self.after or self.before or {}
         parts = [state.get("name"), state.get("product"), state.get("version")]
-        return " ".join(part for part in parts if part)
+        if state.get("addresses") is not None:
+            # A listener change (the host's own report): the process and where it listens.
+            where = ", ".join("every address" if address == "*" else str(address) for address in state["addresses"])
+            parts = [str(state.get("process") or ""), f"on {where}" if where else ""]
+        return " ".join(str(part) for part in parts if part)
 
     def as_json(self) -> dict:
         return {

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from alerts import messages
 from alerts.choices import ChannelKind
 from alerts.models import AlertRule, Channel, Notification
 from inventory import baseline, binds
@@ -405,3 +406,18 @@ def test_the_baseline_carries_where_a_rule_lets_ports_listen():
     with pytest.raises(baseline.BaselineError, match="'listen_on': 'the office' is neither"):
         baseline.import_text(text.replace("loopback, 10.1.0.0/16", "the office"))
     assert PortRule.objects.get().listen_on == "loopback, 10.1.0.0/16"
+
+
+def test_a_listener_alert_names_the_process_escaped_in_every_channel_format():
+    scan(None, {A: {22: "open"}})
+    channel = Channel.objects.create(
+        name="hook", kind=ChannelKind.WEBHOOK, target="http://198.18.0.9/", allow_private=True
+    )
+    channel.rules.set(AlertRule.objects.filter(name="Listener on all interfaces"))
+    hostile = '<script>alert("x")</script> @everyone'
+    take(A, f'tcp LISTEN 0 128 0.0.0.0:9200 0.0.0.0:* users:(("{hostile}",pid=9,fd=3))\n')
+    message = messages.build(Notification.objects.get())
+    assert message.lines[0].service == f"{hostile} on 0.0.0.0"
+    html = message.render("email_body.html")
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "@everyone" not in message.render("chat.md")
