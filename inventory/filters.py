@@ -257,9 +257,10 @@ class ServiceFilter(_InventoryFilter):
         if self.form.cleaned_data.get("port") is not None or query.port:
             # One port: its hosts in index order (they share the port's risk anyway).
             return SERVICE_SORTS["port"][1]
-        if query.text:
-            # A service or product: read in host order, so that a page stops
-            # after a hundred matches instead of sorting every "http" by risk.
+        if query.text or self.form.cleaned_data.get("finding"):
+            # A service or product, or a finding of the host's own view: read in host
+            # order, so that a page stops after a hundred matches instead of sorting
+            # every match by risk (1.0 s for "listening and reachable" at 100,000 hosts).
             return SERVICE_SORTS["host"][1]
         # The queue's order where a policy status is chosen (its index leads
         # with the status), else risk then age.
