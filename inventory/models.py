@@ -543,6 +543,8 @@ class PortRule(ScopedRule, models.Model):
     listen_on = models.CharField(
         max_length=300,
         blank=True,
+        default="",
+        db_default="",  # rules written in SQL (a seed, a restore) need not name it
         verbose_name="May listen on",
         help_text="Where the host may listen on these ports, by its own report: loopback and/or networks, "
         "e.g. “loopback, 10.1.0.0/16”. A listener elsewhere (all interfaces included) breaks the rule. "

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='portrule',
             name='listen_on',
-            field=models.CharField(blank=True, help_text='Where the host may listen on these ports, by its own report: loopback and/or networks, e.g. “loopback, 10.1.0.0/16”. A listener elsewhere (all interfaces included) breaks the rule. Empty: anywhere.', max_length=300, verbose_name='May listen on'),
+            field=models.CharField(blank=True, db_default='', default='', help_text='Where the host may listen on these ports, by its own report: loopback and/or networks, e.g. “loopback, 10.1.0.0/16”. A listener elsewhere (all interfaces included) breaks the rule. Empty: anywhere.', max_length=300, verbose_name='May listen on'),
         ),
     ]
