@@ -138,7 +138,10 @@ class HostReportViewSet(RoleMixin, mixins.ListModelMixin, viewsets.GenericViewSe
             raise exceptions.ValidationError({"format": [f"One of {', '.join(sorted(FORMATS))}, or none to read it."]})
         taken_at = None
         if params["taken_at"]:
-            taken_at = parse_datetime(params["taken_at"])
+            try:
+                taken_at = parse_datetime(params["taken_at"])
+            except ValueError:  # well formed, impossible (month 13)
+                taken_at = None
             if taken_at is None or taken_at.tzinfo is None:
                 raise exceptions.ValidationError({"taken_at": ["A time with its zone, e.g. 2026-12-06T10:00:00Z."]})
         try:

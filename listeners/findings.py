@@ -28,6 +28,8 @@ from listeners.models import Listener, PortFinding
 MAX_PROBED_SETS = 200
 
 # Built from constants, the models' tables and the choices' values; the hosts as integer ids.
+# Two judgings of one host at once (a report, a scan's changes, the sweep) each delete its rows
+# first: the later one's inserts meet the earlier one's and take their place (ON CONFLICT).
 _SQL = """
 INSERT INTO listeners_portfinding (host_id, protocol, port, finding, scope, reachable, taken_at)
 WITH hosts AS (
@@ -68,6 +70,8 @@ judged AS (
     FROM ports JOIN hosts ON hosts.id = ports.host_id
 )
 SELECT host_id, protocol, port, finding, scope, open = 1, taken_at FROM judged WHERE finding IS NOT NULL
+ON CONFLICT (host_id, protocol, port) DO UPDATE SET
+    finding = excluded.finding, scope = excluded.scope, reachable = excluded.reachable, taken_at = excluded.taken_at
 """
 
 _VALUES = {
@@ -146,6 +150,11 @@ def judge_binds(host_ids=None) -> int:
             for start in range(0, len(pks), 5000):
                 PortFinding.objects.filter(pk__in=pks[start : start + 5000]).update(bind_rule_id=rule_id)
         return sum(len(pks) for pks in breaking.values())
+
+
+def probed_sets_considered() -> bool:
+    """Whether "probed by the home's last scan" counts (few distinct sets); ``reconcile`` asks the same."""
+    return ProbedPortSet.objects.count() <= MAX_PROBED_SETS
 
 
 def _covered() -> str:

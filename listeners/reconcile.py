@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from inventory.choices import PortState
 from inventory.models import Host, PortRule, Service
+from listeners import findings
 from listeners.choices import BIND_BROKEN, SCOPE_RANK, Finding, Scope
 from listeners.models import HostReport, Listener, PortFinding
 from reach.models import PortView, VantagePoint
@@ -121,7 +122,7 @@ def for_host(
         found.probed = True
         if row["state"] == PortState.OPEN and vantage:
             found.open_from.append(vantage)
-    if host.seen_ports_id is not None:
+    if host.seen_ports_id is not None and findings.probed_sets_considered():
         # The home's last scan that found the host probed these: a port in them that is not open was looked at.
         for found in ports.values():
             if not found.probed and host.seen_ports.covers(found.protocol, found.port):

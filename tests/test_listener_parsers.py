@@ -167,12 +167,46 @@ def test_powershell_json_in_every_shape():
         ('{"LocalAddress": "0.0.0.0", "LocalPort": "http"}', "socket 1: LocalPort 'http' is not a number"),
         ('{"TCP": 5}', "TCP: expected a list of sockets"),
         ("tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:* " + "x" * 5000, "line 1: 5,038 characters"),
+        # Digits str.isdigit takes and int does not, and JSON of the wrong types (a review found them: 500s before).
+        ("Proto Recv-Q Send-Q Local Address Foreign Address State\ntcp 0 0 0.0.0.0:22 0.0.0.0:* LISTEN \u00b2/sshd\n",
+         "line 2: '\u00b2/sshd' is not PID/Program name"),
+        ("  TCP    0.0.0.0:135    0.0.0.0:0    LISTENING    \u00b2\n", "line 1: '\u00b2' is not a process id"),
+        ('[{"address": "0.0.0.0", "port": "--5", "protocol": "6"}]', "port '--5' is not a number"),
+        ('[{"address": "0.0.0.0", "port": "\u00b2", "protocol": "6"}]', "is not a number"),
+        ('[{"LocalPort": "\u00b2", "LocalAddress": "0.0.0.0"}]', "is not a number"),
+        ('[{"address": "0.0.0.0", "port": "22", "protocol": "6", "fd": [1]}]', None),
+        ('{"name": "q", "snapshot": 5, "action": "snapshot"}', "snapshot must be a list of rows"),
+        ('{"name": "q", "snapshot": {"a": 1}, "action": "snapshot"}', "snapshot must be a list of rows"),
+        ('{"name": "q", "diffResults": [1]}', "diffResults a mapping"),
+        ('{"name": "q", "diffResults": {"added": [{"address": "0.0.0.0", "port": "22", "protocol": "6"}], '
+         '"removed": 5}}', "diffResults' removed must be a list"),
+        ("[" * 200_000, "not"),
+        ("[" + "1" * 5000 + "]", "JSON PortWatch will not read"),
     ],
 )  # fmt: skip
 def test_bad_reports_name_what_is_wrong(text, message):
+    if message is None:  # odd but readable
+        assert parse(decode(text.encode())).sockets
+        return
     with pytest.raises(ReportError) as raised:
         parse(decode(text.encode()))
     assert message in str(raised.value)
+
+
+def test_text_too_long_for_the_inventory_is_cut_and_an_impossible_pid_dropped():
+    name, interface = "p" * 300, "i" * 100
+    line = f'tcp LISTEN 0 128 127.0.0.1%{interface}:22 0.0.0.0:* users:(("{name}",pid=99999999999,fd=3))'
+    (socket,) = parse(line).sockets
+    assert (len(socket.process), len(socket.interface), socket.pid) == (255, 64, None)
+
+
+def test_an_empty_snapshot_of_the_listeners_query_closes_them_all():
+    first = (FIXTURES / "osqueryd-snapshot.log").read_text().splitlines()[0]
+    empty = (
+        '{"snapshot":[],"action":"snapshot","name":"listening_ports","hostIdentifier":"web-1","unixTime":1796558400}'
+    )
+    report = parse(f"{first}\n{empty}\n")
+    assert report.sockets == [] and report.taken_at == datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
 
 def test_a_truncated_report_and_binary_data_are_refused():

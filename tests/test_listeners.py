@@ -13,6 +13,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -421,3 +422,29 @@ def test_a_listener_alert_names_the_process_escaped_in_every_channel_format():
     html = message.render("email_body.html")
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "@everyone" not in message.render("chat.md")
+
+
+def test_two_judgings_of_a_host_at_once_do_not_collide():
+    """Each deletes the host's findings and inserts its own; the later insert meets the earlier's rows."""
+    scan(None, {A: {22: "open"}})
+    take(A, ss("0.0.0.0:22", "127.0.0.1:5432"))
+    host = intake.find_host(A)
+    statement = findings._SQL.format(hosts=f"h.id IN ({host.pk})", covered="FALSE", **findings._VALUES)
+    with connection.cursor() as cursor:
+        cursor.execute(statement)  # as a second judging that deleted before the first inserted
+    assert PortFinding.objects.filter(host=host).count() == 2
+    assert_kept_findings(A)
+
+
+def test_an_impossible_time_is_a_400_and_a_clear_command_error(tmp_path):
+    scan(None, {A: {22: "open"}})
+    response = reporter_client().post(
+        f"/api/host-reports/?host={A}&taken_at=2026-13-01T00:00:00Z", data=ss("0.0.0.0:22").encode(),
+        content_type="text/plain",
+    )  # fmt: skip
+    assert response.status_code == 400 and "A time with its zone" in response.json()["taken_at"][0]
+    report = tmp_path / "ss.txt"
+    report.write_text(ss("0.0.0.0:22"))
+    with pytest.raises(CommandError, match="is not a time with a zone"):
+        call_command("import_listeners", str(report), "--host", A, "--at", "2026-13-01T00:00:00+00:00")
+    assert not HostReport.objects.exists()

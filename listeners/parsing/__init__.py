@@ -9,7 +9,7 @@ bytes into text (UTF-8, or the UTF-16 Windows PowerShell 5.1 writes).
 import json
 
 from listeners.parsing import netstat, osquery, powershell, ss
-from listeners.parsing.sockets import BindScope, ParsedReport, ReportError, Socket, bind_scope, shown
+from listeners.parsing.sockets import BindScope, ParsedReport, ReportError, Socket, bind_scope, capped, shown
 
 __all__ = ["FORMATS", "BindScope", "ParsedReport", "ReportError", "Socket", "bind_scope", "decode", "detect", "parse"]
 
@@ -59,11 +59,11 @@ def detect(text: str) -> str:
 
 def _detect_json(text: str) -> str:
     try:
-        document = json.loads(text)
+        document = _json(text)
     except json.JSONDecodeError as error:
         first = text.splitlines()[0]
         try:
-            if osquery.is_log_line(json.loads(first)):
+            if osquery.is_log_line(_json(first)):
                 return osquery.FORMAT
         except json.JSONDecodeError:
             pass
@@ -76,6 +76,27 @@ def _detect_json(text: str) -> str:
 
 
 def parse(text: str, format: str | None = None) -> ParsedReport:
+    try:
+        report = _parse(text, format)
+    except ReportError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as error:
+        # A shape no parser foresaw: still a clear refusal, never a server error.
+        raise ReportError(f"not a report PortWatch can read ({type(error).__name__}: {shown(str(error))})") from None
+    report.sockets = [capped(socket) for socket in report.sockets]
+    return report
+
+
+def _json(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as error:  # nested too deep, numbers too long
+        raise ReportError(f"JSON PortWatch will not read: {shown(str(error))}") from None
+
+
+def _parse(text: str, format: str | None) -> ParsedReport:
     format = format or detect(text)
     if format not in FORMATS:
         raise ReportError(f"{shown(format)} is not a format PortWatch reads ({', '.join(FORMATS)})")
@@ -88,7 +109,7 @@ def parse(text: str, format: str | None = None) -> ParsedReport:
     stripped = text.strip()
     if format == osquery.FORMAT:
         try:
-            document = json.loads(stripped)
+            document = _json(stripped)
         except json.JSONDecodeError:
             return osquery.parse_log(text)
         if isinstance(document, dict):
@@ -97,7 +118,7 @@ def parse(text: str, format: str | None = None) -> ParsedReport:
             raise ReportError("osquery: expected osqueryi --json's array of rows, or osqueryd's result lines")
         return osquery.parse_rows(document)
     try:
-        document = json.loads(stripped)
+        document = _json(stripped)
     except json.JSONDecodeError as error:
         raise ReportError(f"not JSON ({error.msg})", error.lineno) from None
     return powershell.parse(document)

@@ -15,7 +15,7 @@ a localised Windows, any TCP row whose foreign address is 0.0.0.0:0 or
 ``netstat -anob`` adds "[process.exe]" (and service names) under a row.
 """
 
-from listeners.parsing.sockets import ParsedReport, ReportError, Socket, endpoint, lines, shown
+from listeners.parsing.sockets import ParsedReport, ReportError, Socket, digits, endpoint, lines, shown
 
 LINUX, WINDOWS = "netstat", "netstat-windows"
 _LINUX_PROTOCOLS = {"tcp": "tcp", "tcp6": "tcp", "udp": "udp", "udp6": "udp", "udpl": "udp", "udpl6": "udp"}
@@ -86,7 +86,7 @@ def _program(text: str, number: int) -> tuple[str, int | None]:
     if text in ("", "-"):
         return "", None
     pid, _, name = text.partition("/")
-    if not pid.isdigit():
+    if not digits(pid):
         raise ReportError(f"{shown(text)} is not PID/Program name", number)
     return name.strip(), int(pid)
 
@@ -121,7 +121,7 @@ def parse_windows(text: str) -> ParsedReport:
             if len(tokens) != 4:
                 raise ReportError(f"a UDP row has 4 columns (Proto, Local, Foreign, PID): {shown(line)}", number)
             _proto, local, _foreign, pid = tokens
-        if not pid.isdigit():
+        if not digits(pid):
             raise ReportError(f"{shown(pid)} is not a process id", number)
         address, interface, port = endpoint(local, number)
         report.sockets.append(Socket(tokens[0].lower(), address, port, interface, pid=int(pid)))

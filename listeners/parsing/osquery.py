@@ -19,7 +19,7 @@ UNIX sockets (family 1) are skipped; protocol 6 is TCP, 17 UDP, 132 SCTP.
 import json
 from datetime import UTC, datetime
 
-from listeners.parsing.sockets import ParsedReport, ReportError, Socket, normal_address, shown
+from listeners.parsing.sockets import ParsedReport, ReportError, Socket, digits, normal_address, shown
 
 FORMAT = "osquery"
 _PROTOCOLS = {"6": "tcp", "17": "udp", "132": "sctp"}
@@ -53,6 +53,7 @@ def parse_log(text: str) -> ParsedReport:
     report = ParsedReport(FORMAT)
     state: dict[tuple, Socket] | None = None
     last_time = None
+    queries: set[str] = set()  # the names of the queries whose rows are listening_ports rows
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -62,11 +63,20 @@ def parse_log(text: str) -> ParsedReport:
             raise ReportError(f"not JSON ({error.msg}): {shown(line)}", number) from None
         if not is_log_line(item):
             raise ReportError("not an osqueryd result line (no name with snapshot, columns or diffResults)", number)
-        rows = item.get("snapshot") or ([item["columns"]] if "columns" in item else [])
+        rows = item.get("snapshot") if "snapshot" in item else ([item["columns"]] if "columns" in item else [])
         differences = item.get("diffResults") or {}
+        if not isinstance(rows, list) or not isinstance(differences, dict):
+            raise ReportError("snapshot must be a list of rows, diffResults a mapping of added and removed", number)
+        for action in ("added", "removed"):
+            if not isinstance(differences.get(action) or [], list):
+                raise ReportError(f"diffResults' {action} must be a list of rows", number)
         sample = rows or differences.get("added") or differences.get("removed") or []
-        if not sample or not is_row(sample[0]):
-            report.skipped += 1  # another query's results
+        name = str(item["name"])
+        if sample and is_row(sample[0]):
+            queries.add(name)
+        elif name not in queries:
+            # Another query's results (an empty snapshot of the listeners' query counts: all closed).
+            report.skipped += 1
             continue
         if item.get("action") == "snapshot":
             state = {}
@@ -115,7 +125,7 @@ def _apply(state: dict, row, action, number: int, index: int, *, report: ParsedR
 
 
 def _key(row: dict) -> tuple:
-    return (row.get("protocol"), row.get("address"), row.get("port"), row.get("pid"), row.get("fd"))
+    return tuple(str(row.get(name)) for name in ("protocol", "address", "port", "pid", "fd"))
 
 
 def _socket(row, number: int | None, index: int) -> Socket | None:
@@ -128,7 +138,7 @@ def _socket(row, number: int | None, index: int) -> Socket | None:
     protocol = _PROTOCOLS.get(values["protocol"])
     if protocol is None:
         raise ReportError(f"{where}protocol {shown(values['protocol'])} is not 6 (TCP), 17 (UDP) or 132 (SCTP)", number)
-    if not values["port"].lstrip("-").isdigit():
+    if not digits(values["port"].removeprefix("-")):
         raise ReportError(f"{where}port {shown(values['port'])} is not a number", number)
     port = int(values["port"])
     if port == 0:
@@ -142,7 +152,7 @@ def _socket(row, number: int | None, index: int) -> Socket | None:
         address,
         port,
         process=(values.get("name") or values.get("process_name") or "")[:255],
-        pid=int(pid) if pid.isdigit() and int(pid) > 0 else None,
+        pid=int(pid) if digits(pid) else None,
         user=(values.get("username") or values.get("user") or (f"uid {values['uid']}" if values.get("uid") else ""))[
             :150
         ],

@@ -9,7 +9,7 @@ either cmdlet's objects, whole or selected: a TCP connection has a State
 endpoint none. Windows PowerShell 5.1 writes UTF-16: the upload decodes it.
 """
 
-from listeners.parsing.sockets import ParsedReport, ReportError, Socket, normal_address, shown
+from listeners.parsing.sockets import ParsedReport, ReportError, Socket, digits, normal_address, shown
 
 FORMAT = "powershell"
 LISTEN = (2, "2", "Listen")
@@ -57,7 +57,7 @@ def _socket(item, protocol: str | None, index: int) -> Socket | None:
     if protocol == "tcp" and item.get("State") not in LISTEN:
         return None  # a connection, not a listener
     port = item["LocalPort"]
-    if isinstance(port, bool) or not isinstance(port, (int, str)) or not str(port).isdigit():
+    if isinstance(port, bool) or not isinstance(port, (int, str)) or not digits(str(port)):
         raise ReportError(f"{where}LocalPort {shown(str(port))} is not a number")
     port = int(port)
     if not 0 < port <= 65535:

@@ -11,6 +11,27 @@ from datetime import datetime
 
 # A line longer than this is not one any of these tools prints.
 MAX_LINE = 4096
+# What the inventory keeps of a socket's text (listeners.models.Listener's columns), and the largest pid.
+MAX_PROCESS, MAX_USER, MAX_INTERFACE, MAX_PID = 255, 150, 64, 2**31 - 1
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def digits(text: str) -> bool:
+    """Only ASCII digits ("²" is a digit to str.isdigit, not to int)."""
+    return _DIGITS.fullmatch(text) is not None
+
+
+def capped(socket: "Socket") -> "Socket":
+    """A socket's text cut to the inventory's columns, an impossible pid dropped."""
+    return Socket(
+        socket.protocol,
+        socket.address,
+        socket.port,
+        socket.interface[:MAX_INTERFACE],
+        socket.process[:MAX_PROCESS],
+        socket.pid if socket.pid is not None and 0 < socket.pid <= MAX_PID else None,
+        socket.user[:MAX_USER],
+    )
 
 
 class ReportError(ValueError):
@@ -72,7 +93,7 @@ def bind_scope(address: str) -> str:
     return BindScope.ADDRESS
 
 
-_ENDPOINT = re.compile(r"\[(?P<bracketed>[^\]]+)\]:(?P<bport>\d+|\*)|(?P<plain>[^\s\[\]]*):(?P<port>\d+|\*)")
+_ENDPOINT = re.compile(r"\[(?P<bracketed>[^\]]+)\]:(?P<bport>[0-9]+|\*)|(?P<plain>[^\s\[\]]*):(?P<port>[0-9]+|\*)")
 
 
 def endpoint(text: str, line: int) -> tuple[str, str, int]:

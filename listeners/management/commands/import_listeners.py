@@ -30,7 +30,10 @@ class Command(BaseCommand):
     def handle(self, *args, file: Path, host: str, zone: str | None, format: str | None, at: str | None, **options):
         taken_at = None
         if at is not None:
-            taken_at = parse_datetime(at)
+            try:
+                taken_at = parse_datetime(at)
+            except ValueError:  # well formed, impossible (month 13)
+                taken_at = None
             if taken_at is None or taken_at.tzinfo is None:
                 raise CommandError(f"--at {at!r} is not a time with a zone (2026-12-06T10:00:00+00:00).")
         if str(file) == "-":
