@@ -79,7 +79,7 @@ def test_netstat_windows_keeps_listeners_and_skips_connections():
     assert keys(report) == {
         ("tcp", "0.0.0.0", 135, BindScope.ALL),
         ("tcp", "0.0.0.0", 445, BindScope.ALL),
-        ("tcp", "192.168.56.10", 139, BindScope.ADDRESS),
+        ("tcp", "198.18.56.10", 139, BindScope.ADDRESS),
         ("tcp", "::", 135, BindScope.ALL),
         ("tcp", "::1", 49664, BindScope.LOOPBACK),
         ("udp", "0.0.0.0", 123, BindScope.ALL),
@@ -152,7 +152,7 @@ def test_powershell_json_in_every_shape():
         ("", "the report is empty"),
         ("hello world\n", "line 1: not a report PortWatch reads"),
         ("<nmaprun></nmaprun>", "not a report PortWatch reads"),
-        ("tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:*\ntcp ESTAB 0 0 10.0.0.1:22 10.0.0.2:5000\n",
+        ("tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:*\ntcp ESTAB 0 0 198.18.62.1:22 198.18.62.2:5000\n",
          "line 2: ESTAB is not a listening socket: run ss with -l"),
         ("u_str LISTEN 0 4096 /run/x 123 * 0\n", "line 1: u_str is not a TCP or UDP socket"),
         ("tcp LISTEN 0 128 0.0.0.0:70000 0.0.0.0:*\n", "line 1: 70000 in '0.0.0.0:70000' is not a port"),

@@ -184,7 +184,7 @@ def test_manage_py_imports_a_report_and_names_what_is_wrong(tmp_path):
     assert "Imported 1 listening socket(s) of 198.18.60.2 (ss): 1 listener added." in out.getvalue()
     with pytest.raises(CommandError, match=r"No host 198\.18\.60\.9 in the inventory"):
         call_command("import_listeners", str(report), "--host", "198.18.60.9")
-    report.write_text("tcp ESTAB 0 0 10.0.0.1:22 10.0.0.2:5000\n")
+    report.write_text("tcp ESTAB 0 0 198.18.62.1:22 198.18.62.2:5000\n")
     with pytest.raises(CommandError, match=r"line 1: ESTAB is not a listening socket.*Nothing was imported"):
         call_command("import_listeners", str(report), "--host", A)
     with pytest.raises(CommandError, match="--at 'yesterday' is not a time"):
@@ -241,7 +241,7 @@ def test_a_reporters_token_posts_reports_and_reads_nothing(viewer):
 @pytest.mark.parametrize(
     ("query", "body", "field", "message"),
     [
-        (f"host={A}", b"tcp ESTAB 0 0 10.0.0.1:22 10.0.0.2:5000\n", "report", "line 1: ESTAB is not a listening"),
+        (f"host={A}", b"tcp ESTAB 0 0 198.18.62.1:22 198.18.62.2:5000\n", "report", "line 1: ESTAB is not a listening"),
         (f"host={A}", b"", "report", "Send the report as the body"),
         ("host=198.18.60.99", b"tcp LISTEN 0 1 0.0.0.0:22 0.0.0.0:*\n", "host", "No host 198.18.60.99"),
         ("host=not-an-address", b"tcp LISTEN 0 1 0.0.0.0:22 0.0.0.0:*\n", "host", "is not an IP address"),
@@ -367,9 +367,9 @@ def test_a_listener_where_a_rule_forbids_breaks_it_until_the_rule_or_the_listene
 @pytest.mark.parametrize(
     ("text", "error"),
     [
-        ("loopback, 10.1.0.0/16", None),
+        ("loopback, 198.19.0.0/16", None),
         ("Loopback;fd00::/64", None),
-        ("10.1.0.300/16", "is neither “loopback” nor a network"),
+        ("198.19.0.300/16", "is neither “loopback” nor a network"),
         ("everywhere", "is neither “loopback” nor a network"),
     ],
 )
@@ -393,20 +393,20 @@ def test_bind_checks():
         and binds.allows("loopback", "::1")
         and binds.allows("loopback", "::ffff:127.0.0.1")
     )
-    assert binds.allows("10.1.0.0/16", "10.1.2.3") and not binds.allows("10.1.0.0/16", "10.2.0.1")
-    assert not binds.allows("fd00::/64", "10.1.2.3") and binds.allows("fd00::/64", "fd00::5")
+    assert binds.allows("198.19.0.0/16", "198.19.2.3") and not binds.allows("198.19.0.0/16", "198.18.0.1")
+    assert not binds.allows("fd00::/64", "198.19.2.3") and binds.allows("fd00::/64", "fd00::5")
 
 
 def test_the_baseline_carries_where_a_rule_lets_ports_listen():
-    rule = port_rule((5432, 5432), "loopback, 10.1.0.0/16")
+    rule = port_rule((5432, 5432), "loopback, 198.19.0.0/16")
     text = baseline.export_text()
-    assert "listen_on: loopback, 10.1.0.0/16" in text
+    assert "listen_on: loopback, 198.19.0.0/16" in text
     rule.delete()
     baseline.import_text(text)
-    assert PortRule.objects.get().listen_on == "loopback, 10.1.0.0/16"
+    assert PortRule.objects.get().listen_on == "loopback, 198.19.0.0/16"
     with pytest.raises(baseline.BaselineError, match="'listen_on': 'the office' is neither"):
-        baseline.import_text(text.replace("loopback, 10.1.0.0/16", "the office"))
-    assert PortRule.objects.get().listen_on == "loopback, 10.1.0.0/16"
+        baseline.import_text(text.replace("loopback, 198.19.0.0/16", "the office"))
+    assert PortRule.objects.get().listen_on == "loopback, 198.19.0.0/16"
 
 
 def test_a_listener_alert_names_the_process_escaped_in_every_channel_format():
