@@ -4,8 +4,8 @@
 the same way (``reconcile.classify``, as a CASE) for a set of hosts in one
 statement and keeps the result: after a report (its host), after a scan's
 changes (the hosts they touch that have a report, ``listeners.signals``),
-or for every host (``refresh()``, ``manage.py listener_findings``). The
-tests hold the two to each other.
+or for every host (``refresh()``: the sweep's first run). The tests hold
+the two to each other.
 
 A port counts as probed when some view of it exists, or the home's last
 scan that found the host probed it (``Host.seen_ports``: a few distinct

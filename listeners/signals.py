@@ -11,7 +11,7 @@ from django.dispatch import receiver
 
 from inventory.models import PortRule
 from listeners import findings
-from listeners.models import HostReport
+from listeners.models import HostReport, PortFinding
 from scans.choices import LISTENER_KINDS, SEGMENTATION_KINDS
 from scans.signals import changes_recorded
 
@@ -29,6 +29,8 @@ def judge_changed_hosts(sender, changes, **kwargs) -> None:
 
 @receiver([post_save, post_delete], sender=PortRule, dispatch_uid="listeners.binds")
 def judge_binds_again(sender, instance, **kwargs) -> None:
-    """A port rule made, changed or removed may change where ports may listen: every finding is judged again
-    (only those on the ports of rules that say where, a few rows)."""
-    findings.judge_binds()
+    """A rule that says where its ports may listen, or said so (findings it marks), made, changed or removed:
+    every finding on the ports of such rules is judged again. Other rules (a review's, say) change nothing
+    here: the requirement is the most specific rule's among those that state one."""
+    if instance.listen_on or (instance.pk and PortFinding.objects.filter(bind_rule_id=instance.pk).exists()):
+        findings.judge_binds()
