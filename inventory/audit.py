@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.forms.models import model_to_dict
+from django.http import Http404
 from django.utils import timezone
 
 from inventory.models import AuditEntry, AuditHead
@@ -38,6 +39,22 @@ def snapshot(instance: models.Model | None, fields: list[str] | None = None) -> 
         elif isinstance(data[name], list) and data[name] and isinstance(data[name][0], models.Model):
             data[name] = sorted(str(item.pk) for item in data[name])
     return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+
+
+def locked(instance: models.Model, queryset=None) -> models.Model:
+    """The row of ``instance`` as it is stored, locked until the transaction ends (call inside one).
+
+    What an update reads its "before" from: a concurrent delete or update of
+    the same row waits for this one, or came first. A row deleted meanwhile is
+    a 404: saving the form would insert it again (Django's save() inserts when
+    its UPDATE finds no row), resurrecting what someone just deleted.
+    """
+    queryset = queryset if queryset is not None else type(instance)._default_manager.all()
+    # of=self: a manager's select_related may join a nullable row, which FOR UPDATE cannot lock.
+    current = queryset.select_for_update(of=("self",)).filter(pk=instance.pk).first()
+    if current is None:
+        raise Http404(f"This {instance._meta.verbose_name} was deleted meanwhile.")
+    return current
 
 
 def _content(entry: AuditEntry) -> dict:
@@ -154,11 +171,9 @@ class AuditedFormMixin:
 
     def form_valid(self, form):
         creating = form.instance._state.adding
-        # The form already wrote the new values onto form.instance: read the old ones.
-        before = (
-            None if creating else self.audit_snapshot(type(form.instance)._default_manager.get(pk=form.instance.pk))
-        )
         with transaction.atomic():
+            # The form already wrote the new values onto form.instance: read the old ones.
+            before = None if creating else self.audit_snapshot(locked(form.instance))
             response = super().form_valid(form)
             after = self.audit_snapshot(self.object)
             if before != after:

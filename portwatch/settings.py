@@ -101,6 +101,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Every page requires login unless a view opts out explicitly.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # A NUL byte in a parameter is a 400 before any view reads it (PostgreSQL text holds none).
+    "portwatch.nul_bytes.RefuseNulBytesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portwatch.middleware.ContentSecurityPolicyMiddleware",

@@ -594,9 +594,11 @@ AUDITED_FIELDS = [
 def save_rule(actor, form, *, summary: str = "") -> SegmentationRule:
     """Save a valid ``SegmentationRuleForm``: audited, and what the rule governs (before and after) re-evaluated."""
     creating = form.instance._state.adding
-    before = None if creating else SegmentationRule.objects.prefetch_related("vantage_points").get(pk=form.instance.pk)
-    old = rule_snapshot(before)
     with transaction.atomic():
+        before = None
+        if not creating:
+            before = audit.locked(form.instance, SegmentationRule.objects.prefetch_related("vantage_points"))
+        old = rule_snapshot(before)
         if creating:
             form.instance.created_by = actor if getattr(actor, "pk", None) else None
         rule = form.save()
@@ -611,5 +613,6 @@ def save_rule(actor, form, *, summary: str = "") -> SegmentationRule:
 def remove_rule(actor, rule: SegmentationRule, *, summary: str = "") -> Outcome:
     """Delete a rule, audited; its violations fall to the next rule, or end."""
     with transaction.atomic():
+        rule = audit.locked(rule, SegmentationRule.objects.prefetch_related("vantage_points"))  # deleted once
         audit.record(actor, "segmentation.delete", rule, summary=summary, before=rule_snapshot(rule))
         return delete_rule(rule)

@@ -564,6 +564,26 @@ def test_a_channel_test_is_queued_and_a_channel_deleted(admin_api):
     assert actions() == ["channel.test", "channel.delete"]
 
 
+def test_an_object_deleted_by_another_request_meanwhile_is_a_404_not_saved_again(admin_api, monkeypatch):
+    """An update that reads its object, then saves after another request deleted it, must
+    not insert it again (Django's save() does when its UPDATE finds no row)."""
+    from alerts.api import AlertRuleViewSet
+
+    rule = AlertRule.objects.create(name="kept")
+    read = AlertRuleViewSet.get_object
+
+    def read_then_deleted_by_another_request(self):
+        found = read(self)
+        AlertRule.objects.filter(pk=found.pk).delete()
+        return found
+
+    monkeypatch.setattr(AlertRuleViewSet, "get_object", read_then_deleted_by_another_request)
+    response = admin_api.patch(f"/api/alert-rules/{rule.pk}/", {"name": "renamed"}, format="json")
+    assert response.status_code == 404 and "deleted meanwhile" in response.json()["detail"]
+    assert not AlertRule.objects.filter(name__in=["kept", "renamed"]).exists()
+    assert "alert_rule.update" not in actions()
+
+
 def test_alert_rules_are_read_by_everyone_and_written_by_admins(admin_api, viewer_api):
     channel = Channel.objects.create(name="log", kind=ChannelKind.LOG)
     response = admin_api.post(

@@ -10,6 +10,7 @@ whatever the input.
 
 import io
 import ipaddress
+import logging
 import os
 import re
 import socket
@@ -119,6 +120,18 @@ def _names_only_resolve_to_loopback(real):
     return getaddrinfo
 
 
+class _ServerErrors(logging.Handler):
+    """Keeps the tracebacks the live server logs for its 500s."""
+
+    def __init__(self):
+        super().__init__(level=logging.ERROR)
+        self.tracebacks: list[str] = []
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record):
+        self.tracebacks.append(f"server: {self.format(record)}\n")
+
+
 @pytest.fixture
 def fuzz_world(transactional_db, monkeypatch):
     """Some of everything, only loopback in the scan scope, and no name resolution."""
@@ -175,8 +188,15 @@ def test_a_schema_based_fuzz_run_finds_no_server_error(live_server, fuzz_world, 
         "--continue-on-failure",
     ]
     # The run's files (.hypothesis, reports) go to the test's directory, not the checkout.
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=540)
+    # The server's tracebacks go first in a failure's message: a 500 alone says nothing of its cause.
+    errors = _ServerErrors()
+    logging.getLogger("django.request").addHandler(errors)
+    try:
+        result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=540)
+    finally:
+        logging.getLogger("django.request").removeHandler(errors)
     output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-20000:]
+    report = "".join(errors.tracebacks)[-20000:] + output[-20000:]
+    assert result.returncode == 0, report
     tested = re.search(r"(\d+) generated, (\d+) passed", output)
-    assert tested and tested.group(1) == tested.group(2) and int(tested.group(1)) > 0, output[-20000:]
+    assert tested and tested.group(1) == tested.group(2) and int(tested.group(1)) > 0, report

@@ -114,3 +114,30 @@ def test_a_bad_xml_upload_leaves_no_file_behind(as_admin):
     assert response.status_code == 400
     assert files_under(django_settings.VAR_DIR) == before
     assert not ScanRun.objects.exists() and not Change.objects.exists()
+
+
+# PostgreSQL text holds no NUL byte: a parameter with one, wherever a view would
+# look it up or filter on it, is a 400 that says so (posted forms name the field: TARGETS above).
+NUL_GETS = [
+    "/api/exposures/?vantage=default&zone=a%00b",
+    "/api/exposures/?vantage=a%00b",
+    "/api/hosts/?tag=a%00b",
+    "/exposure/from/default/?zone=a%00b",
+    "/hosts/?q=a%00b",
+    "/rules/?scope=a%00b",
+    "/alerts/?channel=a%00b",
+]
+
+
+@pytest.mark.parametrize("url", NUL_GETS)
+def test_a_nul_byte_in_a_query_parameter_is_a_clear_400(as_admin, url):
+    response = as_admin.get(url)
+    assert response.status_code == 400
+    assert "NUL byte" in response.content.decode()
+    if url.startswith("/api/"):
+        assert response.json()["detail"].startswith("A parameter holds a NUL byte")
+
+
+def test_a_visitor_who_is_not_logged_in_is_sent_to_the_login_page_first(client):
+    response = client.get("/hosts/?q=a%00b")
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))

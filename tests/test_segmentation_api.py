@@ -107,3 +107,35 @@ def test_violations_are_filtered_by_vantage_point_and_paged_by_cursor(office, ap
     assert len(viewer.get(first["next"]).json()["results"]) == 1
     assert viewer.get(VIOLATIONS, {"vantage": "nowhere"}).status_code == 400
     assert viewer.post(RULES, {}, format="json").status_code == 403
+
+
+@pytest.mark.parametrize("method", ["patch", "put", "delete"])
+def test_a_rule_deleted_by_someone_else_meanwhile_is_a_404_and_stays_deleted(office, monkeypatch, method):
+    """Found by the schema fuzz run with two workers: a PATCH whose rule another request
+    deleted between reading and saving it was a 500 (and a save would have inserted it again)."""
+    from reach.segmentation_api import SegmentationRuleViewSet
+
+    admin = api(Role.ADMIN)
+    body = {
+        "mode": "deny",
+        "vantage_points": ["office-lan"],
+        "scope": "global",
+        "port_start": 6379,
+        "justification": "no redis from the office",
+    }
+    rule = admin.post(RULES, body, format="json").json()
+    read = SegmentationRuleViewSet.get_object
+
+    def read_then_deleted_by_another_request(self):
+        found = read(self)
+        SegmentationRule.objects.filter(pk=found.pk).delete()
+        return found
+
+    monkeypatch.setattr(SegmentationRuleViewSet, "get_object", read_then_deleted_by_another_request)
+    response = getattr(admin, method)(
+        f"{RULES}{rule['id']}/", {**body, "port_start": 6380, "port_end": 6380}, format="json"
+    )
+    assert response.status_code == 404, response.content
+    assert "deleted meanwhile" in response.json()["detail"]
+    assert not SegmentationRule.objects.exists()
+    assert not AuditEntry.objects.filter(action__in=["segmentation.update", "segmentation.delete"]).exists()

@@ -241,9 +241,8 @@ def _form_value(value):
 def save_audited(user, form, audit_name: str, snapshot=audit.snapshot):
     """What ``AuditedFormMixin`` does for a page: save, and log the change if there was one."""
     creating = form.instance._state.adding
-    model = type(form.instance)
-    before = None if creating else snapshot(model._default_manager.get(pk=form.instance.pk))
     with transaction.atomic():
+        before = None if creating else snapshot(audit.locked(form.instance))
         obj = form.save()
         after = snapshot(obj)
         if before != after:
