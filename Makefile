@@ -39,23 +39,30 @@ ensure-nmap:
 
 # --- run: web + worker + beat on SQLite and the filesystem broker under var/ ----
 
+# DEBUG is off unless asked for (`make run DEBUG=1`): the product's own error pages,
+# not Django's technical ones. portwatch/supervisor.py says how Ctrl-C stops it all.
+run demo: export DEBUG := $(or $(DEBUG),0)
+# gunicorn serves plain HTTP here: cookies marked secure would never come back.
+run demo: export SESSION_COOKIE_SECURE := $(or $(SESSION_COOKIE_SECURE),0)
+run demo: export CSRF_COOKIE_SECURE := $(or $(CSRF_COOKIE_SECURE),0)
+
 run: $(VENV)/.runtime ensure-nmap
-	python manage.py migrate --noinput
+	python manage.py migrate --noinput -v0
 	python manage.py collectstatic --noinput -v0
 	python manage.py ensure_admin
 	@echo "PortWatch is starting on $$(python -c 'from portwatch.env import bind_url; print(bind_url())') (Ctrl-C stops it)."
-	honcho start -f Procfile
+	python -m portwatch.supervisor Procfile
 
 # --- demo: the same, plus pretend servers on loopback that change every few minutes --
 # DEMO_ARGS passes options to manage.py demo, e.g. DEMO_ARGS="--change-every 60".
 
 demo: $(VENV)/.runtime ensure-nmap
-	python manage.py migrate --noinput
+	python manage.py migrate --noinput -v0
 	python manage.py collectstatic --noinput -v0
 	python manage.py ensure_admin
 	python manage.py demo --setup-only $(DEMO_ARGS)
 	@echo "PortWatch and the demo fleet are starting on $$(python -c 'from portwatch.env import bind_url; print(bind_url())') (Ctrl-C stops them)."
-	honcho start -f Procfile.demo
+	python -m portwatch.supervisor Procfile.demo
 
 # --- test: lint, then the whole suite on PostgreSQL and Redis ----------------------
 

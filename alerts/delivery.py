@@ -52,7 +52,8 @@ def deliver(notification_id: int) -> str | None:
     try:
         if not channel.enabled and notification.kind != NotificationKind.TEST:
             raise TransportError("the channel is disabled", permanent=True)
-        transport_for(channel).notify(messages.build(notification))
+        message = messages.build(notification)
+        transport_for(channel).notify(message)
     except TransportError as error:
         return _failed(notification, error.message, permanent=error.permanent)
     except Exception as error:  # a bug in a template or transport: kept visible, retried
@@ -64,6 +65,7 @@ def deliver(notification_id: int) -> str | None:
             status=NotificationStatus.SENT, sent_at=now, last_error="", claimed_at=None
         )
         Channel.objects.filter(pk=channel.pk).update(last_delivery_at=now)
+    logger.info("alert sent to %s: %s", channel, message.subject.removeprefix("[PortWatch] "))
     return NotificationStatus.SENT
 
 

@@ -44,7 +44,7 @@ LUA = Path(__file__).with_name("load.lua")
 def procfile_web_args() -> list[str]:
     """gunicorn's arguments from the Procfile's web line, as make run starts it (bind excepted)."""
     line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
-    # ${NAME:-default} as the shell honcho runs it would expand it.
+    # ${NAME:-default} as the shell the supervisor runs it in would expand it.
     line = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda match: os.environ.get(match[1]) or match[2], line)
     argv = shlex.split(line.split(":", 1)[1])
     assert argv[:2] == ["gunicorn", "portwatch.wsgi"], line

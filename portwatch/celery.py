@@ -4,7 +4,7 @@ import os
 import warnings
 
 from celery import Celery
-from celery.exceptions import CPendingDeprecationWarning
+from celery.exceptions import CPendingDeprecationWarning, SecurityWarning
 from celery.signals import celeryd_after_setup
 
 from portwatch import broker
@@ -27,11 +27,21 @@ app.steps["consumer"].add(WorkerHeartbeatStep)
 CELERY_CLI_VARIABLES = ("APP", "BROKER_URL", "RESULT_BACKEND", "LOADER", "CONFIG_MODULE")
 
 
-def run_command(argv: list[str]) -> None:
-    """Run a Celery command (``worker``, ``beat``) on this app, as the ``celery`` program would."""
+def run_command(argv: list[str], *, loglevel: str = "INFO") -> None:
+    """Run a Celery command (``worker``, ``beat``) on this app, as the ``celery`` program would.
+
+    Below DEBUG, without the banners (the configuration and the task list,
+    printed at every start): the console says what happens, not what is set.
+    """
     for name in CELERY_CLI_VARIABLES:
         os.environ.pop(name, None)
-    app.start(argv=["--app=portwatch.celery:app", *argv])
+    quiet = [] if loglevel.upper() == "DEBUG" else ["--quiet"]
+    # Celery warns, in eight lines at every start, that a worker runs as root.
+    # Its danger is pickle (a message that runs code as root): PortWatch's
+    # workers accept JSON only (CELERY_ACCEPT_CONTENT), and nmap -sS needs
+    # raw sockets in any case. Said once, in one line, by run_worker.
+    warnings.filterwarnings("ignore", category=SecurityWarning)
+    app.start(argv=["--app=portwatch.celery:app", *quiet, *argv])
 
 
 @celeryd_after_setup.connect

@@ -60,8 +60,13 @@ SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY and SCANNER_ONLY:
     SECRET_KEY = secrets.token_urlsafe(50)
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set in the environment when DEBUG is off.")
+    # The embedded default (no DATABASE_URL: one machine, one var/) keeps its key
+    # under var/, DEBUG on or off (`make run` runs with it off). An installation
+    # on PostgreSQL may have web processes on several machines: it names its key.
+    if not DEBUG and env_str("DATABASE_URL"):
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set in the environment when DEBUG is off and DATABASE_URL is set."
+        )
     SECRET_KEY = _local_secret_key(VAR_DIR / "secret_key")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
@@ -124,6 +129,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portwatch.roles.role_context",
+                "portwatch.navigation.navigation",
             ],
         },
     },
@@ -367,7 +373,8 @@ else:
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "control", "processed"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    # A host name, which the filesystem transport ignores, or kombu warns at every connection.
+    CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
@@ -456,13 +463,36 @@ else:
         }
     }
 
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+# What happens routinely (beat sending its ticks, a task received and done, a
+# login library starting) is shown at LOG_LEVEL=DEBUG only: at INFO the console
+# says what happened (scans finished, changes, alerts sent) and what went wrong.
+_ROUTINE = "DEBUG" if LOG_LEVEL == "DEBUG" else "WARNING"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "filters": {
+        "beat_ticks": {"()": "portwatch.log_filters.DropRoutine", "prefixes": ["Scheduler: Sending due task"]},
+    },
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # "beat: Starting..." stays; its ticks go.
+        "celery.beat": {"filters": [] if LOG_LEVEL == "DEBUG" else ["beat_ticks"]},
+        **{
+            name: {"level": _ROUTINE}
+            for name in (
+                "axes",
+                "celery.app.trace",  # "Task ... succeeded" (failures are errors: still shown)
+                "celery.worker.strategy",  # "Task ... received"
+                "celery.worker.consumer.connection",  # "Connected to ..."
+                "celery.worker.consumer.mingle",
+                "scans.nmap_runner",  # "starting nmap: ..." for every chunk
+            )
+        },
+    },
 }
 
 # --- REST API (portwatch.api) ---------------------------------------------------

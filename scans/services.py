@@ -191,7 +191,13 @@ def finalize_run(run_id: int) -> ScanRun | None:
         run.error = "\n".join(errors)[:ERROR_TEXT_MAX]
         run.finished_at = timezone.now()
         run.save(update_fields=["status", "error", "finished_at"])
-    logger.info("run %s finished: %s", run.public_id, run.status)
+    logger.info(
+        "scan of %s from %s %s (run %s)",
+        run.target or "an import",
+        run.vantage,
+        {RunStatus.SUCCEEDED: "finished", RunStatus.PARTIAL: "finished in part"}.get(run.status, run.status),
+        run.public_id,
+    )
     snapshots.snapshot_after_run()
     return run
 

@@ -50,7 +50,10 @@ def channels(receivers):
 
 
 def alerts_worker(tmp_path, smtp) -> WorkerProcess:
-    return WorkerProcess(tmp_path / "alerts.log", "--alerts", EMAIL_HOST="127.0.0.1", EMAIL_PORT=smtp.port)
+    # LOG_LEVEL=DEBUG: its log shows every task received and done, which the test reads.
+    return WorkerProcess(
+        tmp_path / "alerts.log", "--alerts", EMAIL_HOST="127.0.0.1", EMAIL_PORT=smtp.port, LOG_LEVEL="DEBUG"
+    )
 
 
 def test_a_scan_that_opens_ports_alerts_by_webhook_and_email(

@@ -1,20 +1,27 @@
 """`make run` as a new user runs it: no servers, SQLite and the filesystem broker.
 
 This starts the README's run command for real (web, worker and beat under
-honcho), logs in with the printed admin password, adds a target through the
+the supervisor), logs in with the printed admin password, adds a target through the
 form, watches the scheduled scan land, opens a port, presses "scan now", sees
-the change, and stops everything with Ctrl-C.
+the change, and stops everything with Ctrl-C pressed in its terminal (a
+pseudo-terminal): make ends with status 0, nothing left running, no errors.
 """
 
+import fcntl
 import http.cookiejar
 import os
+import pty
 import re
 import shutil
 import signal
 import subprocess
+import termios
+import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -45,8 +52,40 @@ class Browser:
             return response.geturl(), response.read().decode()
 
 
+def _descendants(pid: int) -> set[int]:
+    """Every process under ``pid``, from /proc (its own sessions included)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _become_controlled_by_the_terminal():
+    """In the child: a session of its own, with the pseudo-terminal as its controlling terminal."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 @pytest.fixture
 def embedded(tmp_path):
+    """`make run` in a terminal (a pseudo-terminal), as a person starts it: Ctrl-C is a keystroke."""
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     port = free_port()
@@ -54,25 +93,51 @@ def embedded(tmp_path):
     env.update(PORTWATCH_VAR_DIR=str(tmp_path / "var"), PORTWATCH_BIND=f"127.0.0.1:{port}", SCHEDULER_TICK_SECONDS="2")
     # Variables `celery` would read as -A and -b: meant for something else, they change nothing here.
     env.update(APP="bogus_app", BROKER_URL="redis://127.0.0.1:1/0")
+    env.pop("DEBUG", None)  # make run's own default: off
     log_path = tmp_path / "run.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - closed below
+    terminal, their_end = pty.openpty()
     process = subprocess.Popen(
-        ["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        ["make", "run"],
+        cwd=ROOT,
+        env=env,
+        stdin=their_end,
+        stdout=their_end,
+        stderr=their_end,
+        preexec_fn=_become_controlled_by_the_terminal,  # noqa: PLW1509 - no threads hold locks yet
     )
+    os.close(their_end)
+
+    def copy_to_log():
+        with open(log_path, "ab") as log:
+            while True:
+                try:
+                    data = os.read(terminal, 65536)
+                except OSError:  # the terminal closed: every process has ended
+                    return
+                if not data:
+                    return
+                log.write(data)
+                log.flush()
+
+    copier = threading.Thread(target=copy_to_log, daemon=True)
+    copier.start()
     try:
-        yield process, log_path, f"http://127.0.0.1:{port}"
+        yield process, log_path, f"http://127.0.0.1:{port}", terminal
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+        for pid in _descendants(process.pid) | {process.pid}:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.wait()
+        os.close(terminal)
 
 
 def test_make_run_serves_the_whole_loop_on_the_embedded_default(embedded, lab):
-    process, log_path, base = embedded
+    process, log_path, base, terminal = embedded
 
-    def log() -> str:
-        return log_path.read_text(errors="replace")
+    def log() -> str:  # as read on the terminal, without its colours
+        return re.sub(r"\x1b\[[0-9;]*m", "", log_path.read_text(errors="replace"))
 
     password = wait_for(
         lambda: re.search(r"password: (\S+)", log()), 120, message="the admin password in make run's output"
@@ -117,9 +182,29 @@ def test_make_run_serves_the_whole_loop_on_the_embedded_default(embedded, lab):
     run_page = browser.get(urllib.parse.urlparse(run_url).path)
     assert "succeeded" in run_page and "41443/tcp" in run_page
 
-    # Ctrl-C stops web, worker and beat.
-    os.killpg(process.pid, signal.SIGINT)
-    process.wait(timeout=60)
+    # DEBUG is off: the product's own 404 page, not Django's technical one.
+    try:
+        browser.get("/no-such-page/")
+    except urllib.error.HTTPError as error:
+        assert error.code == 404
+        missing = error.read().decode()
+    assert "There is nothing at this address" in missing and "URLconf" not in missing and "DEBUG = True" not in missing
+
+    # A calm console: what happened (the scans finished), not routine ticks or banners.
+    text = log()
+    assert "scan of loopback from default finished" in text
+    for noise in ("Task ", "Sending due task", "SecurityWarning", "No hostname was supplied", "AXES: BEGIN", "[tasks]"):
+        assert noise not in text, f"{noise!r} in the console:\n{text}"
+
+    # Ctrl-C, pressed in the terminal, stops web, workers and beat, and make ends with status 0.
+    running = _descendants(process.pid)
+    assert len(running) >= 4
+    os.write(terminal, b"\x03")
+    assert process.wait(timeout=60) == 0, log()
     time.sleep(0.5)
-    leftovers = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
+    leftovers = sorted(pid for pid in running if _alive(pid))
     assert leftovers == [], f"processes left behind: {leftovers}\n{log()}"
+    stopping = log().split("stopping web", 1)[1]
+    for failure in ("ERROR", "signal 15", "Traceback", "Interrupt", "Error 130", "SIGKILL"):
+        assert failure not in stopping, f"{failure!r} while stopping:\n{stopping}"
+    assert stopping.rstrip().endswith("| stopped")

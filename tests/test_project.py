@@ -39,10 +39,19 @@ def _settings_in_subprocess(env: dict) -> subprocess.CompletedProcess:
     )
 
 
-def test_secret_key_is_required_when_debug_is_off(tmp_path):
-    result = _settings_in_subprocess({"DEBUG": "0", "PORTWATCH_VAR_DIR": str(tmp_path)})
+def test_secret_key_is_required_when_debug_is_off_on_postgresql(tmp_path):
+    env = {"DEBUG": "0", "PORTWATCH_VAR_DIR": str(tmp_path), "DATABASE_URL": "postgres://portwatch@127.0.0.1/portwatch"}
+    result = _settings_in_subprocess(env)
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_the_embedded_default_keeps_its_key_under_var_with_debug_off(tmp_path):
+    """`make run` runs with DEBUG off, on SQLite: one machine, one var/, one key."""
+    clean = {"DEBUG": "0", "PORTWATCH_VAR_DIR": str(tmp_path), "DATABASE_URL": ""}
+    result = _settings_in_subprocess(clean)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False" and len((tmp_path / "secret_key").read_text()) >= 50
 
 
 def test_local_secret_key_is_generated_once_under_var(tmp_path):
@@ -200,7 +209,7 @@ def test_the_sqlite_run_is_a_fresh_file_in_wal_mode_never_the_users_var():
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA journal_mode")
         assert cursor.fetchone()[0] == "wal"
-    assert settings.CELERY_BROKER_URL == "filesystem://"
+    assert settings.CELERY_BROKER_URL == "filesystem://localhost/"
 
 
 # --- `python3 manage.py ...` from a plain shell (README, pages and messages say so) ---------------------
@@ -309,3 +318,21 @@ def test_the_readme_configuration_table_names_every_setting_read_from_the_enviro
         for name in re.findall(r"`([A-Z_]+)`", row.split("|")[1])
     }
     assert read - documented == set()
+
+
+@pytest.mark.django_db
+def test_a_server_error_shows_the_products_own_page(admin, monkeypatch):
+    from django.test import Client
+
+    from portwatch.views import OverviewView
+
+    def broken(self, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(OverviewView, "get_context_data", broken)
+    client = Client(raise_request_exception=False)
+    client.force_login(admin)
+    response = client.get("/")
+    assert response.status_code == 500
+    page = response.content.decode()
+    assert "Something went wrong on our side" in page and "a bug" not in page and "Traceback" not in page

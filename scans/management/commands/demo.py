@@ -306,7 +306,7 @@ class Command(BaseCommand):
         return restore
 
     def say(self, text: str) -> None:
-        # Flushed at once: under honcho, stdout is a pipe.
+        # Flushed at once: under the supervisor, stdout is a pipe.
         self.stdout.write(text)
         self.stdout.flush()
 

@@ -16,7 +16,7 @@ class Command(BaseCommand):
     help = "Start Celery beat: scheduled scans, alert dispatch and the overview chart's snapshots."
 
     def add_arguments(self, parser):
-        parser.add_argument("--loglevel", default="INFO")
+        parser.add_argument("--loglevel", default=settings.LOG_LEVEL, help="Default: LOG_LEVEL.")
         parser.add_argument(
             "--schedule",
             default=settings.CELERY_BEAT_SCHEDULE_FILENAME,
@@ -24,4 +24,4 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, loglevel, schedule, **options):
-        run_command(["beat", f"--loglevel={loglevel}", f"--schedule={schedule}"])
+        run_command(["beat", f"--loglevel={loglevel}", f"--schedule={schedule}"], loglevel=loglevel)

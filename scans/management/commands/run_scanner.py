@@ -26,7 +26,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--concurrency", type=int, default=2, help="Scans run at once by this scanner.")
-        parser.add_argument("--loglevel", default="INFO")
+        parser.add_argument("--loglevel", default=settings.LOG_LEVEL, help="Default: LOG_LEVEL.")
         parser.add_argument("--name", default=None, help="Node name before the @ (default: scanner-<vantage>).")
 
     def handle(self, *args, concurrency, loglevel, name, **options):
@@ -48,5 +48,6 @@ class Command(BaseCommand):
                 f"--hostname={name or f'scanner-{vantage}'}@%h",
                 "--without-gossip",
                 "--without-mingle",
-            ]
+            ],
+            loglevel=loglevel,
         )

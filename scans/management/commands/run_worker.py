@@ -15,6 +15,9 @@ where that location's scans must come from (an office network, a DMZ, a
 cluster's pod network): what it sees is that vantage point's view.
 """
 
+import os
+
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from inventory.models import Zone
@@ -34,7 +37,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--alerts", action="store_true", help="Deliver notifications only (the alerts queue).")
         parser.add_argument("--concurrency", type=int, default=2, help="Scans run at once by this worker.")
-        parser.add_argument("--loglevel", default="INFO")
+        parser.add_argument("--loglevel", default=settings.LOG_LEVEL, help="Default: LOG_LEVEL.")
         parser.add_argument("--name", default=None, help="Node name before the @ (default: central or zone-<zones>).")
 
     def handle(self, *args, zone, vantage, alerts, concurrency, loglevel, name, **options):
@@ -63,6 +66,8 @@ class Command(BaseCommand):
             # Zones added later (or handed over to zone workers) are followed.
             app.steps["consumer"].add(FollowZones)
         self.stdout.write(f"Consuming queues: {', '.join(queues)}")
+        if os.geteuid() == 0:
+            self.stdout.write("Running as root (nmap's SYN scans need raw sockets; messages are JSON only).")
         run_command(
             [
                 "worker",
@@ -76,5 +81,6 @@ class Command(BaseCommand):
                 # Celery 5.7 ("Error on restarting Gossip"), see portwatch.broker.
                 "--without-gossip",
                 "--without-mingle",
-            ]
+            ],
+            loglevel=loglevel,
         )

@@ -1,0 +1,104 @@
+"""The top bar's navigation: its groups, their links, and which one is the current page.
+
+One list, read by ``base.html`` through the ``navigation`` context processor,
+so that a new page is added in one place and the current-page mark (and the
+role a link needs) cannot drift from the links themselves.
+"""
+
+from dataclasses import dataclass
+
+from django.urls import reverse
+
+from portwatch.roles import Role, role_of
+
+
+@dataclass(frozen=True)
+class Link:
+    title: str
+    url_name: str
+    role: Role = Role.VIEWER
+    # Other paths that belong to this page (a detail under a list at another address).
+    also: tuple[str, ...] = ()
+
+
+GROUPS: list[tuple[str, list[Link]]] = [
+    (
+        "Inventory",
+        [
+            Link("Overview", "overview"),
+            Link("Hosts", "host-list"),
+            Link("Ports", "port-list"),
+            Link("Exposure", "exposure-matrix"),
+            Link("Zones", "zone-list"),
+            Link("Vantage points", "vantage-list"),
+            Link("Tags", "assignment-list"),
+        ],
+    ),
+    (
+        "Review",
+        [
+            Link("Review queue", "review-queue"),
+            Link("Changes", "change-list"),
+            Link("Rules", "rule-list"),
+            Link("Segmentation", "segmentation-rule-list"),
+            Link("Risks", "risk-list"),
+        ],
+    ),
+    (
+        "Scans",
+        [
+            Link("Targets", "target-list"),
+            Link("Runs", "run-list"),
+            Link("Profiles", "profile-list"),
+            Link("Scope", "scope"),
+            Link("Import a scan", "import", Role.ADMIN),
+            Link("Host report", "listener-upload", Role.REVIEWER),
+        ],
+    ),
+    ("Alerts", [Link("Notifications", "notification-list")]),
+    (
+        "Settings",
+        [
+            Link("Audit log", "audit-list"),
+            Link("Lockouts", "lockout-list", Role.ADMIN),
+            Link("API token", "api-token"),
+            Link("Password", "password_change"),
+        ],
+    ),
+]
+
+
+@dataclass(frozen=True)
+class NavLink:
+    title: str
+    url: str
+    current: bool
+
+
+def _owner(path: str, links: list[tuple[str, Link]]) -> str | None:
+    """The URL of the link whose address is the longest prefix of ``path`` ("/" only for itself)."""
+    best = None
+    for url, link in links:
+        for prefix in (url, *link.also):
+            matches = path == prefix if prefix == "/" else path.startswith(prefix)
+            if matches and (best is None or len(prefix) > len(best[0])):
+                best = (prefix, url)
+    return best[1] if best else None
+
+
+def navigation(request) -> dict:
+    """``nav_groups``: [(group title, [NavLink, ...], holds the current page)] for the signed-in user."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    role = role_of(user)
+    visible = [
+        (title, [(reverse(link.url_name), link) for link in links if role >= link.role]) for title, links in GROUPS
+    ]
+    current = _owner(request.path, [pair for _, pairs in visible for pair in pairs])
+    groups = []
+    for title, pairs in visible:
+        links = [NavLink(link.title, url, url == current) for url, link in pairs]
+        if links:
+            groups.append((title, links, any(link.current for link in links)))
+    return {"nav_groups": groups}
