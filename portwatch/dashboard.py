@@ -36,10 +36,20 @@ BACKLOG_AGES = [
     ("7-30 days", timedelta(days=7), timedelta(days=30)),
     ("over 30 days", timedelta(days=30), None),
 ]
-CHART_RANGES = {"1": timedelta(days=1), "7": timedelta(days=7), "30": timedelta(days=30)}
+CHART_RANGES = {
+    "1h": timedelta(hours=1),
+    "1": timedelta(days=1),
+    "7": timedelta(days=7),
+    "30": timedelta(days=30),
+}
+CHART_LABELS = {"1h": "1 h", "1": "1 d", "7": "7 d", "30": "30 d"}
 # Ranges drawn from hourly highs rather than every snapshot (720 points, not 2,880).
 CHART_HOURLY = {"30"}
 CHART_DEFAULT_RANGE = "7"
+# Below this many points (the live one included) the overview says "not enough
+# history yet" instead of a chart; the axis spans at least CHART_MIN_SPAN.
+CHART_MIN_POINTS = 3
+CHART_MIN_SPAN = timedelta(minutes=15)
 
 
 logger = logging.getLogger(__name__)
@@ -201,12 +211,16 @@ def chart_series(range_key: str, now: datetime, live: dict) -> dict:
         snapshots = snapshots.values_list("taken_at", "open_ports", "unreviewed", "violating")
     rows = list(snapshots)
     rows.append((now, live["open_ports"], live["unreviewed"], live["violating"]))
+    # The axis starts at the first point the range holds: a young installation's
+    # few hours fill the chart instead of a sliver at the right of 7 empty days.
+    start = min(rows[0][0], now - CHART_MIN_SPAN)
     return {
-        # The axis spans the whole range, so a young install shows its few points where they belong.
-        "from": int(since.timestamp() * 1000),
+        "from": int(start.timestamp() * 1000),
         "to": int(now.timestamp() * 1000),
         "t": [int(taken_at.timestamp() * 1000) for taken_at, *_ in rows],
         "open": [row[1] for row in rows],
         "unreviewed": [row[2] for row in rows],
         "violating": [row[3] for row in rows],
+        # One point is the live count alone: nothing to draw a line from yet.
+        "enough": len(rows) >= CHART_MIN_POINTS,
     }

@@ -59,6 +59,7 @@ GROUPS: list[tuple[str, list[Link]]] = [
     (
         "Settings",
         [
+            Link("Your settings", "personal-settings"),
             Link("Audit log", "audit-list"),
             Link("Lockouts", "lockout-list", Role.ADMIN),
             Link("API token", "api-token"),

@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "alerts",
     "tallies",
     "listeners",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -104,6 +105,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every time on a page in the signed-in person's own time zone (accounts.time_zones).
+    "accounts.time_zones.PersonalTimeZoneMiddleware",
     # Every page requires login unless a view opts out explicitly.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     # A NUL byte in a parameter is a 400 before any view reads it (PostgreSQL text holds none).

@@ -32,7 +32,7 @@ class OverviewView(RoleRequiredMixin, TemplateView):
         context.update(
             dashboard.overview(chart_range),
             chart_range=chart_range,
-            chart_ranges=dashboard.CHART_RANGES,
+            chart_ranges=dashboard.CHART_LABELS,
             poll_seconds=settings.OVERVIEW_POLL_SECONDS,
             cache_seconds=settings.OVERVIEW_CACHE_SECONDS,
             snapshot_minutes=settings.SNAPSHOT_MINUTES,

@@ -76,6 +76,9 @@ def objects(db):
 # (url name, method, least role, argument key or None)
 MATRIX = [
     ("overview", "get", Role.VIEWER, None),
+    # Your own settings (time zone): any role, for oneself only.
+    ("personal-settings", "get", Role.VIEWER, None),
+    ("personal-settings", "post", Role.VIEWER, None),
     ("change-list", "get", Role.VIEWER, None),
     ("metrics", "get", Role.VIEWER, None),
     ("health", "get", Role.VIEWER, None),

@@ -161,6 +161,26 @@ def test_chart_ranges_and_snapshot_pruning(as_viewer, fleet):
     assert prune_snapshots(timedelta(days=366), now) == 1
 
 
+def test_the_chart_fits_the_history_it_has_and_says_when_there_is_not_enough(as_viewer, fleet):
+    now = timezone.now()
+    young = dashboard.chart_series("7", now, inventory_counts())
+    assert len(young["t"]) == 1 and young["enough"] is False  # the live point alone
+    assert young["to"] - young["from"] == dashboard.CHART_MIN_SPAN.total_seconds() * 1000
+    for minutes in (50, 20):
+        InventorySnapshot.objects.create(
+            taken_at=now - timedelta(minutes=minutes), hosts=1, unreachable=0, open_ports=1, unreviewed=0, violating=0
+        )
+    series = dashboard.chart_series("7", now, inventory_counts())
+    # Not 7 empty days with a sliver at the right: the axis starts at the first point.
+    assert series["enough"] is True and series["from"] == series["t"][0]
+    assert series["t"][0] == int((now - timedelta(minutes=50)).timestamp() * 1000)
+    # The last hour alone.
+    assert len(dashboard.chart_series("1h", now, inventory_counts())["t"]) == 3
+    page = as_viewer.get("/?range=1h").content.decode()
+    assert "<strong>1 h</strong>" in page and 'href="?range=7">7 d</a>' in page
+    assert "Not enough history yet" in page and 'data-time-zone="UTC"' in page
+
+
 def test_freshness_counts_hosts_not_scanned_within_their_schedule(as_viewer, fleet):
     now = timezone.now()
     quick = ScanProfile.objects.get(slug="quick")

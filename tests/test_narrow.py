@@ -68,7 +68,7 @@ def _pages(target) -> dict:
             "target-create", "change-list", "run-list", "profile-list", "profile-create", "scope", "import",
             "notification-list", "channel-list", "channel-create", "alert-rule-list", "alert-rule-create",
             "mute-list", "mute-create", "listener-upload", "password_change", "api-token", "lockout-list",
-            "vantage-list", "exposure-matrix", "segmentation-rule-list",
+            "vantage-list", "exposure-matrix", "segmentation-rule-list", "personal-settings",
         )
     }  # fmt: skip
     pages.update(

@@ -29,8 +29,24 @@
     return data.t.length <= 48 ? 3 : 0;
   }
 
+  // In the person's time zone (their settings, as every time on the pages), not the browser's.
   function label(ms) {
-    return new Date(ms).toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+    var canvas = document.getElementById("ports-chart");
+    var options = { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" };
+    if (canvas && canvas.dataset.timeZone) {
+      options.timeZone = canvas.dataset.timeZone;
+    }
+    return new Date(ms).toLocaleString([], options);
+  }
+
+  // A new installation: a message, not a chart of one point.
+  function showEnough(data) {
+    var young = document.getElementById("chart-too-young");
+    var box = document.querySelector(".chart-box");
+    if (young && box) {
+      young.hidden = data.enough;
+      box.hidden = !data.enough;
+    }
   }
 
   function draw() {
@@ -39,6 +55,7 @@
     if (!data || !canvas || typeof Chart === "undefined") {
       return;
     }
+    showEnough(data);
     // Read by the browser tests: how many points, and the latest counts.
     canvas.dataset.points = String(data.t.length);
     canvas.dataset.last = [data.open.at(-1), data.unreviewed.at(-1), data.violating.at(-1)].join(",");
