@@ -162,8 +162,10 @@ def build(notification: Notification) -> Message:
         status, risk = services.get((change.host_id, change.protocol, change.port), ("", NO_RISK))
         if not is_port:
             risk = host.risk
+        # A port's link opens its page on the decision form (after login, if need be:
+        # the query survives the login page's redirect, a #fragment alone would not).
         url = (
-            reverse("port-detail", args=[host.public_id, change.protocol, change.port])
+            reverse("port-detail", args=[host.public_id, change.protocol, change.port]) + "?decide=1#decide"
             if is_port
             else host.get_absolute_url()
         )

@@ -8,7 +8,7 @@ addresses and tokens.
 
 from django.contrib import messages
 from django.db import transaction
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse, reverse_lazy
@@ -18,11 +18,12 @@ from django.views import View
 from django.views.generic import CreateView, DetailView, ListView, UpdateView
 
 from alerts import delivery
-from alerts.choices import NotificationStatus
+from alerts.choices import NotificationKind, NotificationStatus
 from alerts.forms import AlertRuleForm, ChannelForm, MuteForm
 from alerts.models import AlertRule, Channel, Mute, Notification, NotificationItem
 from inventory import audit, paging
 from portwatch.roles import Role, RoleRequiredMixin
+from scans.models import Change
 
 CHANNEL_AUDIT_FIELDS = ["name", "kind", "mode", "digest_minutes", "allow_private", "enabled"]
 
@@ -36,7 +37,37 @@ def with_change_count(notifications):
         .annotate(n=Count("pk"))
         .values("n")
     )
-    return notifications.annotate(change_count=Coalesce(Subquery(count), 0)).order_by("-created_at", "-id")
+    # What the list names first: a port's change rather than its host's (the port is what is decided on).
+    first = (
+        NotificationItem.objects.filter(notification=OuterRef("pk"))
+        .order_by(F("change__port").asc(nulls_last=True), "pk")
+        .values("change_id")[:1]
+    )
+    return notifications.annotate(change_count=Coalesce(Subquery(count), 0), first_change_id=Subquery(first)).order_by(
+        "-created_at", "-id"
+    )
+
+
+def with_summaries(notifications) -> list:
+    """The listed notifications, each with ``summary``: what it reports, in words (one query for the page)."""
+    notifications = list(notifications)
+    ids = {n.first_change_id for n in notifications if getattr(n, "first_change_id", None)}
+    changes = Change.objects.select_related("host").in_bulk(ids)
+    for notification in notifications:
+        notification.summary = summary(notification, changes.get(getattr(notification, "first_change_id", None)))
+    return notifications
+
+
+def summary(notification: Notification, first: Change | None) -> str:
+    if notification.kind == NotificationKind.TEST:
+        return "Test notification"
+    if first is None:
+        return "No changes"
+    where = first.host.address + (f" {first.port}/{first.protocol}" if first.port is not None else "")
+    what = f"{where} {first.get_kind_display()}"
+    more = notification.change_count - 1
+    digest = "Digest: " if notification.kind == NotificationKind.DIGEST else ""
+    return f"{digest}{what}" + (f" and {more} more change{'s' if more != 1 else ''}" if more > 0 else "")
 
 
 def channel_snapshot(channel: Channel) -> dict:
@@ -71,6 +102,7 @@ class NotificationListView(paging.KeysetPaginationMixin, RoleRequiredMixin, List
             pending=Count("pk", filter=Q(status__in=[NotificationStatus.PENDING, NotificationStatus.SENDING])),
         )
         context.update(counts=counts, statuses=NotificationStatus.choices, channels=Channel.objects.all())
+        context["object_list"] = with_summaries(context["object_list"])
         return context
 
 
@@ -139,7 +171,7 @@ class ChannelDetailView(RoleRequiredMixin, DetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["notifications"] = with_change_count(self.object.notifications.all())[:20]
+        context["notifications"] = with_summaries(with_change_count(self.object.notifications.all())[:20])
         return context
 
 

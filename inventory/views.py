@@ -253,7 +253,12 @@ class PortDetailView(RoleRequiredMixin, DetailView):
         ).select_related("run", "host")[:200]
         context["decisions"] = AuditEntry.objects.filter(object_type="inventory.service", object_id=str(service.pk))
         context["token"] = review.token_for(service)
-        context["review_form"] = ReviewForm()
+        context["review_form"] = form = ReviewForm()
+        # An alert's link (?decide=1, alerts.messages): the page opens on the decision, its
+        # first field focused. Nothing is decided by following it: GET never writes.
+        context["deciding"] = self.request.GET.get("decide") == "1"
+        if context["deciding"]:
+            form.fields["decision"].widget.attrs["autofocus"] = True
         return context
 
 

@@ -151,6 +151,8 @@ def test_the_failed_list_shows_the_error_escaped_and_an_admin_retries_or_dismiss
     page = as_admin.get(reverse("notification-list") + "?status=failed").content.decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
     assert "1 notification failed" in page
+    # Each notification says what it reports, not "changes · 1".
+    assert "127.62.0.1 22/tcp port opened and 1 more change" in page  # the host discovered, then its port
 
     response = as_admin.post(reverse("notification-retry", args=[first.public_id]), {"next": "https://evil.example/"})
     assert response.url == first.get_absolute_url()  # never back to another site

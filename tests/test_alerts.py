@@ -247,7 +247,7 @@ def test_webhook_receives_signed_json_with_an_idempotency_key_and_the_review_lin
     payload = request.json()
     port = next(change for change in payload["changes"] if change["kind"] == ChangeKind.PORT_OPENED)
     host = Host.objects.get(address=A)
-    assert port["url"].endswith(f"/hosts/{host.public_id}/ports/tcp/8443/")
+    assert port["url"].endswith(f"/hosts/{host.public_id}/ports/tcp/8443/?decide=1#decide")
     assert port["policy_status"] == PolicyStatus.UNREVIEWED
     assert port["after"]["product"] == HOSTILE  # JSON carries the text as it is, encoded
     notification.refresh_from_db()
@@ -271,6 +271,34 @@ def test_email_has_plain_text_and_html_with_hostile_text_escaped(smtp):
     assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
     host = Host.objects.get(address=A)
     assert f"/hosts/{host.public_id}/ports/tcp/8443/" in text and f"/hosts/{host.public_id}/ports/tcp/8443/" in html
+
+
+def test_an_alerts_link_opens_the_port_on_its_decision_after_login_and_decides_nothing(client, reviewer, viewer):
+    from django.conf import settings
+
+    from alerts import messages
+    from tests.conftest import PASSWORD
+
+    channel = Channel.objects.create(name="log", kind=ChannelKind.LOG)
+    channel.rules.set(AlertRule.objects.all())
+    observe({A: [8443]})
+    message = messages.build(pending(channel).get())
+    url = next(line.url for line in message.lines if line.port == 8443)
+    path = url.removeprefix(settings.SITE_URL).split("#")[0]  # a browser keeps the fragment to itself
+    assert path.endswith("/ports/tcp/8443/?decide=1")
+
+    # Not logged in: the login page, which sends the person back to the same address.
+    response = client.get(path)
+    assert response.status_code == 302 and "decide%3D1" in response.url
+    response = client.post(response.url, {"username": reviewer.username, "password": PASSWORD})
+    assert response.status_code == 302 and response.url == path
+    page = client.get(path).content.decode()
+    assert 'id="decide"' in page and "autofocus" in page  # the decision's first field has the focus
+    assert Service.objects.get(port=8443).policy_status == PolicyStatus.UNREVIEWED  # the link decided nothing
+
+    client.force_login(viewer)
+    page = client.get(path).content.decode()
+    assert "Deciding on this port needs the reviewer role" in page and "autofocus" not in page
 
 
 def pending_or_sent():
