@@ -286,7 +286,12 @@ class MuteCreateView(RoleRequiredMixin, CreateView):
 
     def get_initial(self):
         now = timezone.localtime().replace(second=0, microsecond=0)
-        return {"starts_at": now, "ends_at": now + timezone.timedelta(hours=2)}
+        initial = {"starts_at": now, "ends_at": now + timezone.timedelta(hours=2)}
+        # Filled in from a link ("Mute alerts for this host..." on the host page); the form checks them.
+        for name in ("scope", "zone", "tag", "cidr", "host_address"):
+            if self.request.GET.get(name):
+                initial[name] = self.request.GET[name]
+        return initial
 
     def form_valid(self, form):
         with transaction.atomic():

@@ -139,6 +139,41 @@ def test_a_reviewer_sets_a_maintenance_window_and_ends_it(client, reviewer):
     assert {"mute.create", "mute.end"} <= set(AuditEntry.objects.values_list("action", flat=True))
 
 
+def test_a_host_page_says_it_is_muted_and_mutes_it_from_a_link(client, reviewer, viewer):
+    from inventory.models import Host, Tag
+
+    observe({"127.62.1.1": [22], "127.62.2.1": [22]})
+    host = Host.objects.get(address="127.62.1.1")
+    client.force_login(reviewer)
+    page = client.get(host.get_absolute_url()).content.decode()
+    assert "not muted" in page and "Mute alerts for this host" in page
+
+    # The link opens the mute form filled in for this host; saving it mutes the host alone.
+    link = reverse("mute-create") + "?scope=host&host_address=127.62.1.1&reason="
+    assert 'href="' + link.replace("&", "&amp;") + '"' in page
+    form = client.get(link).content.decode()
+    assert 'value="127.62.1.1"' in form and 'value="host" selected' in form
+    now = timezone.localtime()
+    data = {"scope": MuteScope.HOST, "host_address": "127.62.1.1", "reason": "reboot for patches"}
+    data |= {
+        "starts_at": now.strftime("%Y-%m-%dT%H:%M"),
+        "ends_at": (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+    }
+    assert client.post(reverse("mute-create"), data).status_code == 302
+    page = client.get(host.get_absolute_url()).content.decode()
+    assert "muted</span> until" in page and "host 127.62.1.1: reboot for patches" in page
+    other = Host.objects.get(address="127.62.2.1")
+    assert "not muted" in client.get(other.get_absolute_url()).content.decode()
+
+    # A tag's window covers the hosts that carry it; a viewer sees it, without the link.
+    tag = Tag.objects.create(name="db")
+    other.tags.add(tag)
+    Mute.objects.create(scope=MuteScope.TAG, tag=tag, ends_at=timezone.now() + timedelta(hours=1), reason="db work")
+    client.force_login(viewer)
+    page = client.get(other.get_absolute_url()).content.decode()
+    assert "tag db: db work" in page and "Mute alerts for this host" not in page
+
+
 def test_the_failed_list_shows_the_error_escaped_and_an_admin_retries_or_dismisses(as_admin):
     channel = Channel.objects.create(name="hook", kind=ChannelKind.WEBHOOK, target="http://127.0.0.1:9/")
     channel.rules.set(AlertRule.objects.all())
