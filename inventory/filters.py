@@ -13,6 +13,7 @@ from inventory.choices import HostStatus, PolicyStatus, PortState, Protocol, Sev
 from inventory.constants import PORT_MAX, PORT_MIN
 from inventory.models import AuditEntry, Host, HostTag, Service, Tag, Zone
 from listeners.choices import BIND_BROKEN, BIND_BROKEN_LABEL, Finding
+from scans import freshness
 
 OPEN_FINDINGS = (Finding.EXPOSED, Finding.FORWARDED)
 
@@ -174,6 +175,12 @@ class HostFilter(_InventoryFilter):
         label="Own view",
         empty_label="any",
     )
+    scanned = django_filters.ChoiceFilter(
+        choices=[("overdue", "not within its schedule")],
+        method="filter_scanned",
+        label="Scanned",
+        empty_label="any time",
+    )
     sort = django_filters.ChoiceFilter(
         choices=[(key, label) for key, (label, _) in HOST_SORTS.items()],
         method="sort_by",
@@ -184,7 +191,7 @@ class HostFilter(_InventoryFilter):
 
     class Meta:
         model = Host
-        fields = ["q", "zone", "tag", "owner", "policy", "risk", "status", "finding", "changed"]
+        fields = ["q", "zone", "tag", "owner", "policy", "risk", "status", "finding", "changed", "scanned"]
 
     def ordering(self, sort: str) -> list:
         return HOST_SORTS[sort][1] if sort in HOST_SORTS else HOST_DEFAULT_SORT
@@ -201,6 +208,10 @@ class HostFilter(_InventoryFilter):
 
     def filter_finding(self, queryset, name, value):
         return queryset.filter(pk__in=fresh_findings(value).values("host_id"))
+
+    def filter_scanned(self, queryset, name, value):
+        # The overview's "not scanned within their schedule" figure, as a list.
+        return queryset.filter(freshness.overdue_hosts(timezone.now()))
 
 
 class ServiceFilter(_InventoryFilter):

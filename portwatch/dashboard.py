@@ -17,16 +17,14 @@ from django.db.models import Max
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from inventory.models import Host, InventorySnapshot
+from inventory.choices import PolicyStatus, PortState
+from inventory.models import Host, InventorySnapshot, Service
 from inventory.snapshots import UNTIMED, counts_from
-from scans.choices import ScheduleKind
-from scans.models import Change, ScanRun, ScanTarget
+from scans import freshness
+from scans.models import Change, ScanRun
 from tallies import read
 from tallies.choices import Figure
 
-# A host counts as overdue when its zone's most frequent schedule should have
-# scanned it twice over: one missed slot is a busy worker, two is a problem.
-OVERDUE_PERIODS = 2
 # A scheduled target whose next slot is this far in the past was not picked up:
 # beat (the scheduler) is not running, or cannot reach the database.
 SCHEDULER_LATE = timedelta(minutes=2)
@@ -93,7 +91,21 @@ def _read_overview(chart_range: str, now: datetime) -> dict:
         "changes": list(Change.objects.select_related("host", "run")[:15]),
         "runs": list(ScanRun.objects.select_related("target", "vantage")[:8]),
         "hosts": list(Host.objects.select_related("zone").prefetch_related("tags").order_by("-last_change_at")[:10]),
+        "violating_ports": violating_ports(),
     }
+
+
+VIOLATING_SHOWN = 8
+
+
+def violating_ports() -> list[Service]:
+    """The ports a rule rejects that are open, riskiest and oldest first: the review queue's
+    order, read along its index (service_queue_id_idx), so a handful costs a handful."""
+    return list(
+        Service.objects.filter(state=PortState.OPEN, policy_status=PolicyStatus.REJECTED)
+        .select_related("host__zone", "policy_rule")
+        .order_by("-risk", "first_seen", "id")[:VIOLATING_SHOWN]
+    )
 
 
 def change_counts(now: datetime) -> dict:
@@ -133,14 +145,6 @@ def review_backlog(now: datetime) -> dict:
     }
 
 
-def _period(target: ScanTarget, now: datetime) -> timedelta:
-    schedule = target.schedule
-    if schedule.kind == ScheduleKind.INTERVAL:
-        return timedelta(minutes=schedule.interval)
-    first = schedule.slot_after(now, now)
-    return schedule.slot_after(first, first) - first
-
-
 @dataclass
 class Freshness:
     scheduled_targets: int
@@ -165,17 +169,12 @@ def host_figures(now: datetime) -> tuple[dict, Freshness]:
     enabled schedule of its zone's targets (targets name addresses, CIDRs and
     hostnames, so the zone is the link a host reliably has).
     """
-    targets = list(
-        ScanTarget.objects.filter(enabled=True).exclude(schedule_kind=ScheduleKind.MANUAL).select_related("zone")
-    )
-    periods: dict[int, timedelta] = {}
-    for target in targets:
-        period = _period(target, now)
-        periods[target.zone_id] = min(period, periods.get(target.zone_id, period))
+    targets = freshness.scheduled_targets()
+    periods = freshness.zone_periods(targets, now)
     # Per scheduled zone, its hosts scanned since their schedule's limit:
-    # the rest of the zone's hosts are overdue.
+    # the rest of the zone's hosts are overdue (scans.freshness.overdue_hosts lists them).
     fresh = {
-        f"fresh{zone_id}": read.Since(Figure.SCANNED, now - period * OVERDUE_PERIODS, item=str(zone_id))
+        f"fresh{zone_id}": read.Since(Figure.SCANNED, now - period * freshness.OVERDUE_PERIODS, item=str(zone_id))
         for zone_id, period in periods.items()
     }
     kept = read.read(UNTIMED, **fresh)

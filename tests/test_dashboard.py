@@ -161,6 +161,13 @@ def test_chart_ranges_and_snapshot_pruning(as_viewer, fleet):
     assert prune_snapshots(timedelta(days=366), now) == 1
 
 
+def test_the_overview_lists_the_violating_ports_themselves(as_viewer, fleet):
+    page = as_viewer.get("/").content.decode()
+    port = Service.objects.get(host__address="127.70.0.1", port=6379)
+    assert f'href="{port.get_absolute_url()}?decide=1">127.70.0.1 6379/tcp</a>' in page
+    assert "no redis" in page and "all 1 →" in page
+
+
 def test_the_chart_fits_the_history_it_has_and_says_when_there_is_not_enough(as_viewer, fleet):
     now = timezone.now()
     young = dashboard.chart_series("7", now, inventory_counts())
@@ -198,6 +205,9 @@ def test_freshness_counts_hosts_not_scanned_within_their_schedule(as_viewer, fle
     assert (fresh.hosts_scheduled, fresh.hosts_overdue, fresh.hosts_unscheduled) == (2, 1, 1)
     assert fresh.coverage_percent == 50.0
     assert fresh.late_targets == []
+    # The figure links to the hosts it counts.
+    overdue = as_viewer.get("/hosts/?scanned=overdue").content.decode()
+    assert "127.70.0.2" in overdue and "127.70.0.1<" not in overdue and "127.70.1." not in overdue
 
     # A daily cron target in dc1; its slot was missed long ago: the scheduler is behind.
     late = ScanTarget.objects.create(
@@ -215,6 +225,7 @@ def test_freshness_counts_hosts_not_scanned_within_their_schedule(as_viewer, fle
     page = live_panel(as_viewer).content.decode()
     assert "The scheduler is behind" in page and "dc1 nightly" in page
     assert "1</span> of 3 scheduled hosts not scanned within their schedule" in page
+    assert 'href="/hosts/?scanned=overdue"' in page
 
 
 # --- the changes feed ------------------------------------------------------------

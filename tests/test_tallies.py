@@ -37,6 +37,7 @@ from inventory.models import Host, PortRule, ProbedPortSet, Service, Zone
 from inventory.ports import PortSet
 from inventory.snapshots import inventory_counts
 from portwatch import dashboard
+from scans import freshness
 from scans.choices import ChangeKind, ChunkStatus, RunStatus, ScheduleKind, Trigger
 from scans.ingest.diff import Coverage
 from scans.ingest.entry import ingest
@@ -92,11 +93,11 @@ def recount(now) -> dict:
         backlog.append(bucket.count())
     periods = {}
     for target in ScanTarget.objects.filter(enabled=True).exclude(schedule_kind=ScheduleKind.MANUAL):
-        period = dashboard._period(target, now)
+        period = freshness.period(target, now)
         periods[target.zone_id] = min(period, periods.get(target.zone_id, period))
     scheduled = Host.objects.filter(zone_id__in=periods).count()
     overdue = sum(
-        Host.objects.filter(zone_id=zone_id, last_scanned__lt=now - period * dashboard.OVERDUE_PERIODS).count()
+        Host.objects.filter(zone_id=zone_id, last_scanned__lt=now - period * freshness.OVERDUE_PERIODS).count()
         for zone_id, period in periods.items()
     )
     by_kind = Change.objects.filter(created_at__gte=now - timedelta(days=1)).values_list("kind").annotate(Count("id"))
@@ -115,7 +116,7 @@ def recount(now) -> dict:
 
 def shown(now) -> dict:
     """The figures as the overview and /metrics read them now (kept counts)."""
-    counts, freshness = dashboard.host_figures(now)
+    counts, coverage = dashboard.host_figures(now)
     backlog = dashboard.review_backlog(now)
     assert counts == inventory_counts()
     return {
@@ -124,7 +125,7 @@ def shown(now) -> dict:
         "by_kind": {kind: n for kind, n in dashboard.changes_by_kind(now).items() if n},
         "backlog": [bucket["count"] for bucket in backlog["buckets"]],
         "oldest": backlog["oldest"],
-        "freshness": (freshness.hosts_scheduled, freshness.hosts_overdue, freshness.hosts_unscheduled),
+        "freshness": (coverage.hosts_scheduled, coverage.hosts_overdue, coverage.hosts_unscheduled),
     }
 
 
