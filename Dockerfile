@@ -9,12 +9,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORTWATCH_VAR_DIR=/var/lib/portwatch
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends nmap \
+    && apt-get install -y --no-install-recommends nmap libldap-2.5-0 libsasl2-2 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
+COPY requirements.txt requirements-sso.txt ./
+# Single sign-on included: python-ldap builds against OpenLDAP's headers, removed again after.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libldap2-dev libsasl2-dev \
+    && pip install --no-cache-dir -r requirements.txt -r requirements-sso.txt \
+    && apt-get purge -y gcc libldap2-dev libsasl2-dev && apt-get autoremove -y \
+    && rm -rf /var/lib/apt/lists/*
 
 COPY . .
 RUN useradd --system --home-dir /var/lib/portwatch --shell /usr/sbin/nologin portwatch \

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run demo test test-sqlite lint format ensure-nmap ensure-chromium ensure-ndiff ensure-wrk clean bench-pipeline bench-ingest bench-pages bench-alerts bench-segmentation bench-matrix bench-listeners bench-load
+.PHONY: run demo test test-sqlite lint format ensure-nmap ensure-chromium ensure-slapd ensure-ndiff ensure-wrk clean bench-pipeline bench-ingest bench-pages bench-alerts bench-segmentation bench-matrix bench-listeners bench-load
 
 # --- set-up ---------------------------------------------------------------------
 
@@ -17,8 +17,18 @@ $(VENV)/.runtime: requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	@touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+# The test set-up includes single sign-on (requirements-sso.txt): python-ldap
+# builds against the system's OpenLDAP headers.
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt requirements-sso.txt
+	@if [ ! -e /usr/include/ldap.h ] || [ ! -e /usr/include/sasl/sasl.h ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "OpenLDAP's headers (to build python-ldap) are missing; installing them with apt-get..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libldap2-dev libsasl2-dev >/dev/null; \
+	  else \
+	    echo "OpenLDAP's headers are not installed. Install them with: sudo apt-get install libldap2-dev libsasl2-dev" >&2; exit 1; \
+	  fi; \
+	fi
+	$(BIN)/pip install --quiet -r requirements-dev.txt -r requirements-sso.txt
 	@touch $@
 
 # $(call ensure,COMMAND,PACKAGE,WHAT IT IS FOR): install a missing Debian package as
@@ -78,10 +88,15 @@ format: $(VENV)/.dev
 ensure-chromium:
 	$(call ensure,chromium,chromium,for the browser tests)
 
+# The single sign-on tests run a real OpenLDAP server (tests/ldap_server.py).
+ensure-slapd:
+	$(call ensure,slapadd,slapd,the LDAP server of the single sign-on tests)
+	$(call ensure,ldapmodify,ldap-utils,the LDAP tools of the single sign-on tests)
+
 # The suite on PostgreSQL and Redis, then the tests marked `sqlite` again on the
 # embedded default (a fresh SQLite file in WAL mode and the filesystem broker,
 # in a temporary directory): what `make run` gives every new user.
-test: $(VENV)/.dev ensure-nmap ensure-chromium lint
+test: $(VENV)/.dev ensure-nmap ensure-chromium ensure-slapd lint
 	python -m tests.stack python -m pytest $(PYTEST_ARGS)
 	PORTWATCH_TEST_DB=sqlite python -m pytest $(PYTEST_ARGS)
 

@@ -243,11 +243,23 @@ SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 
 # --- Logins: lockout (django-axes) and the API's bad-token throttle ---------------
 
-AUTHENTICATION_BACKENDS = [
-    # Refuses a locked-out (username, address) pair before any password is checked.
-    "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
-]
+# Refuses a locked-out (username, address) pair before any password is checked;
+# then local accounts (LOCAL_LOGIN=0 turns them off), then the directory
+# (LDAP_SERVER_URI: accounts.directory) - local first, so a directory user of
+# the same name is never tried against a local account's password.
+LOCAL_LOGIN = env_bool("LOCAL_LOGIN", True)
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend"]
+if LOCAL_LOGIN:
+    AUTHENTICATION_BACKENDS.append("django.contrib.auth.backends.ModelBackend")
+if env_str("LDAP_SERVER_URI"):
+    from accounts.directory import settings_from_environment
+
+    globals().update(settings_from_environment())
+    AUTHENTICATION_BACKENDS.append("accounts.directory.DirectoryBackend")
+if len(AUTHENTICATION_BACKENDS) == 1:
+    raise ImproperlyConfigured(
+        "LOCAL_LOGIN=0 leaves no way to log in: configure single sign-on (LDAP_SERVER_URI) first."
+    )
 # LOGIN_FAILURE_LIMIT failed logins as one username from one address lock that
 # pair out for LOGIN_LOCKOUT_MINUTES (0: until an admin unlocks it). The pair,
 # not the username alone, so that nobody can lock an admin out from elsewhere.

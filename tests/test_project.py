@@ -76,6 +76,16 @@ def test_local_secret_key_is_generated_once_under_var(tmp_path):
         ({"LOGIN_FAILURE_LIMIT": "0"}, "LOGIN_FAILURE_LIMIT=0 is below the minimum of 1"),
         ({"LOGIN_LOCKOUT_MINUTES": "a while"}, "LOGIN_LOCKOUT_MINUTES='a while' is not an integer"),
         ({"API_TOKEN_FAILURE_LIMIT": "many"}, "API_TOKEN_FAILURE_LIMIT='many' is not an integer"),
+        ({"LOCAL_LOGIN": "0"}, "LOCAL_LOGIN=0 leaves no way to log in"),
+        ({"LDAP_SERVER_URI": "ldap://127.0.0.1:9"}, "no directory group gives a role"),
+        (
+            {"LDAP_SERVER_URI": "ldap://127.0.0.1:9", "LDAP_VIEWER_GROUPS": "cn=v,dc=t", "LDAP_GROUP_TYPE": "sql"},
+            "LDAP_GROUP_TYPE='sql': use one of groupOfNames",
+        ),
+        (
+            {"LDAP_SERVER_URI": "ldap://127.0.0.1:9", "LDAP_VIEWER_GROUPS": "cn=v,dc=t", "LDAP_GROUP_SEARCH_BASE": "t"},
+            "Set LDAP_USER_SEARCH_BASE (or LDAP_USER_DN_TEMPLATE)",
+        ),
     ],
 )
 def test_bad_settings_stop_the_process_with_the_variable_named(tmp_path, env, message):
