@@ -3,7 +3,7 @@
 A directory's groups (or an identity provider's claims) map to PortWatch's
 roles; the user's role groups are set to the one it maps to, at every login,
 so a role taken away in the directory is gone at the next login. Role changes
-and directory logins go to the audit log. API tokens belong to the user, so
+go to the audit log, and each login says which way it came in. API tokens belong to the user, so
 they keep working for people who log in through the directory.
 """
 
@@ -30,7 +30,9 @@ def refuse_local_account(user, source: str) -> None:
 
 
 def apply(user, role: Role, source: str) -> None:
-    """Give ``user`` exactly ``role`` (their role groups replaced), audited when it changed; audit the login."""
+    """Give ``user`` exactly ``role`` (their role groups replaced), audited when it changed.
+
+    (The login itself is audited as every login is: portwatch.lockouts.record_success.)"""
     with transaction.atomic():
         before = role_of(user)
         user.__dict__.pop("_portwatch_role", None)
@@ -52,4 +54,3 @@ def apply(user, role: Role, source: str) -> None:
                 before={"role": before.label},
                 after={"role": role.label},
             )
-        audit.record(user, "user.login", user, object_repr=user.get_username(), summary=f"logged in through {source}")

@@ -57,9 +57,18 @@ def _record(actor, action: str, username: str, address: str | None, summary: str
 # --- the audit trail of the login form ------------------------------------------
 
 
+# How a login was checked, by the backend that let the person in (Django sets user.backend).
+VIA = {
+    "accounts.directory.DirectoryBackend": "the directory (LDAP)",
+    "accounts.oidc.ProviderBackend": "OpenID Connect",
+}
+
+
 def record_success(request, user) -> None:
     address = client_address(request)
-    _record(user, LOGIN_SUCCEEDED, user.get_username(), address, f"Logged in from {address}.")
+    via = VIA.get(getattr(user, "backend", ""), "")
+    summary = f"Logged in from {address}" + (f" through {via}." if via else ".")
+    _record(user, LOGIN_SUCCEEDED, user.get_username(), address, summary)
 
 
 def record_failure(request, username: str) -> None:

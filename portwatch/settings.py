@@ -256,9 +256,16 @@ if env_str("LDAP_SERVER_URI"):
 
     globals().update(settings_from_environment())
     AUTHENTICATION_BACKENDS.append("accounts.directory.DirectoryBackend")
+# OpenID Connect (OIDC_RP_CLIENT_ID: accounts.oidc): a button on the login page.
+OIDC_ENABLED = False
+if env_str("OIDC_RP_CLIENT_ID"):
+    from accounts.oidc_settings import settings_from_environment as oidc_settings
+
+    globals().update(oidc_settings())
+    AUTHENTICATION_BACKENDS.append("accounts.oidc.ProviderBackend")
 if len(AUTHENTICATION_BACKENDS) == 1:
     raise ImproperlyConfigured(
-        "LOCAL_LOGIN=0 leaves no way to log in: configure single sign-on (LDAP_SERVER_URI) first."
+        "LOCAL_LOGIN=0 leaves no way to log in: configure single sign-on (LDAP_SERVER_URI or OIDC_RP_CLIENT_ID) first."
     )
 # LOGIN_FAILURE_LIMIT failed logins as one username from one address lock that
 # pair out for LOGIN_LOCKOUT_MINUTES (0: until an admin unlocks it). The pair,

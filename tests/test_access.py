@@ -20,8 +20,8 @@ pytestmark = pytest.mark.django_db
 # Endpoints for machines (a Prometheus scrape, a probe): no login page to be sent to,
 # a 401/403 instead; health answers 503 when a check fails (here: no workers run).
 MACHINE = {"metrics", "health"}
-# URLs that work without a role: logging in, and managing one's own account.
-PUBLIC = {"login", "logout"}
+# URLs that work without a role: logging in (single sign-on too: 404 unless configured), and managing one's own account.
+PUBLIC = {"login", "logout", "oidc-start", "oidc_authentication_callback"}
 OWN_ACCOUNT = {"password_change", "password_change_done", "api-token"}
 
 

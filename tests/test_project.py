@@ -65,6 +65,42 @@ def test_local_secret_key_is_generated_once_under_var(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("env", "backend"),
+    [
+        (
+            {
+                "OIDC_RP_CLIENT_ID": "portwatch",
+                "OIDC_RP_CLIENT_SECRET": "s",
+                "OIDC_OP_AUTHORIZATION_ENDPOINT": "https://idp.example/authorize",
+                "OIDC_OP_TOKEN_ENDPOINT": "https://idp.example/token",
+                "OIDC_OP_USER_ENDPOINT": "https://idp.example/userinfo",
+                "OIDC_OP_JWKS_ENDPOINT": "https://idp.example/jwks",
+                "OIDC_VIEWER_VALUES": "staff",
+            },
+            "accounts.oidc.ProviderBackend",
+        ),
+        (
+            {
+                "LDAP_SERVER_URI": "ldap://127.0.0.1:9",
+                "LDAP_USER_SEARCH_BASE": "ou=people,dc=t",
+                "LDAP_GROUP_SEARCH_BASE": "ou=groups,dc=t",
+                "LDAP_VIEWER_GROUPS": "cn=v,ou=groups,dc=t",
+            },
+            "accounts.directory.DirectoryBackend",
+        ),
+    ],
+)
+def test_a_process_starts_with_single_sign_on_configured_from_the_environment(tmp_path, env, backend):
+    """The settings import the single sign-on modules before Django's apps are ready: they must allow it."""
+    clean = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "DEBUG")}
+    clean.update(env, PORTWATCH_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="portwatch.settings")
+    code = "import django; django.setup(); from django.conf import settings; print(settings.AUTHENTICATION_BACKENDS)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert backend in result.stdout
+
+
+@pytest.mark.parametrize(
     ("env", "message"),
     [
         ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
@@ -77,6 +113,7 @@ def test_local_secret_key_is_generated_once_under_var(tmp_path):
         ({"LOGIN_LOCKOUT_MINUTES": "a while"}, "LOGIN_LOCKOUT_MINUTES='a while' is not an integer"),
         ({"API_TOKEN_FAILURE_LIMIT": "many"}, "API_TOKEN_FAILURE_LIMIT='many' is not an integer"),
         ({"LOCAL_LOGIN": "0"}, "LOCAL_LOGIN=0 leaves no way to log in"),
+        ({"OIDC_RP_CLIENT_ID": "portwatch"}, "set OIDC_RP_CLIENT_SECRET, OIDC_OP_AUTHORIZATION_ENDPOINT"),
         ({"LDAP_SERVER_URI": "ldap://127.0.0.1:9"}, "no directory group gives a role"),
         (
             {"LDAP_SERVER_URI": "ldap://127.0.0.1:9", "LDAP_VIEWER_GROUPS": "cn=v,dc=t", "LDAP_GROUP_TYPE": "sql"},

@@ -76,7 +76,8 @@ def test_the_directorys_groups_give_the_role_and_the_login_is_audited(sso, clien
     assert user.email == f"{uid}@portwatch.test"  # the directory's attributes, mapped
     (change,) = audited("user.role_from_directory", uid)
     assert (change.before, change.after) == ({"role": "none"}, {"role": role.label})
-    assert len(audited("user.login", uid)) == 1
+    (login,) = AuditEntry.objects.filter(action="login.success", object_id=uid)
+    assert "through the directory (LDAP)" in login.summary
     page = client.get(reverse("overview")).content.decode()
     assert f"{role.label} role" in page
 
