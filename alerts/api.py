@@ -16,7 +16,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from alerts import delivery
-from alerts.choices import ChannelKind, DeliveryMode, MuteScope, NotificationKind, NotificationStatus
+from alerts.choices import ChannelKind, DeliveryMode, MuteScope, NotificationKind, NotificationStatus, WorkerEvent
 from alerts.forms import RISK_CHOICES, AlertRuleForm, ChannelForm, MuteForm
 from alerts.models import AlertRule, Channel, Mute, Notification
 from alerts.views import channel_snapshot, with_change_count
@@ -108,7 +108,9 @@ class AlertRuleSerializer(FormSerializer):
     id = serializers.IntegerField(read_only=True)
     name = serializers.CharField(max_length=100)
     enabled = serializers.BooleanField(default=True)
-    kinds = serializers.ListField(child=serializers.ChoiceField(choices=ChangeKind.choices), required=False)
+    kinds = serializers.ListField(
+        child=serializers.ChoiceField(choices=[*ChangeKind.choices, *WorkerEvent.choices]), required=False
+    )
     policy_statuses = serializers.ListField(child=serializers.ChoiceField(choices=PolicyStatus.choices), required=False)
     min_risk = serializers.ChoiceField(choices=RISK_CHOICES, default=NO_RISK, help_text="-1: any risk.")
     zone = serializers.CharField(required=False, allow_blank=True, allow_null=True, help_text="Zone name.")

@@ -32,6 +32,15 @@ class NotificationKind(models.TextChoices):
     CHANGES = "changes", "changes"
     DIGEST = "digest", "digest"
     TEST = "test", "test"
+    WORKERS = "workers", "workers"
+
+
+class WorkerEvent(models.TextChoices):
+    """What alert rules can select besides changes: a vantage point's workers falling silent, and back
+    (alerts.watch). Not changes of a host: they have their own notifications (NotificationKind.WORKERS)."""
+
+    SILENT = "vantage_silent", "workers went silent"
+    BACK = "vantage_back", "workers are back"
 
 
 class SuppressReason(models.TextChoices):

@@ -9,7 +9,7 @@ from django.core.validators import validate_email
 from django.utils import timezone
 
 from alerts.addresses import AddressRefused, check_address, destination
-from alerts.choices import ChannelKind, MuteScope
+from alerts.choices import ChannelKind, MuteScope, WorkerEvent
 from alerts.models import AlertRule, Channel, Mute
 from alerts.transports import TransportError, check_apprise_url, parse_recipients
 from inventory.choices import NO_RISK, PolicyStatus, Severity
@@ -155,11 +155,11 @@ class ChannelForm(forms.ModelForm):
 
 class AlertRuleForm(forms.ModelForm):
     kinds = forms.MultipleChoiceField(
-        choices=ChangeKind.choices,
+        choices=[*ChangeKind.choices, *WorkerEvent.choices],
         required=False,
         widget=forms.CheckboxSelectMultiple,
         label="Changes",
-        help_text="None ticked: every kind of change.",
+        help_text="None ticked: every kind of change, and a vantage point's workers going silent or coming back.",
     )
     policy_statuses = forms.MultipleChoiceField(
         choices=PolicyStatus.choices,

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from alerts.choices import NotificationKind
+from alerts.choices import NotificationKind, WorkerEvent
 from alerts.models import Notification
 from alerts.templatetags.alert_text import plain
 from inventory.choices import NO_RISK, Severity
@@ -98,6 +98,28 @@ class Message:
         return self.notification.kind == NotificationKind.TEST
 
     @property
+    def event(self) -> dict | None:
+        """A workers notification's event (alerts.watch): None for changes."""
+        return self.notification.event if self.notification.kind == NotificationKind.WORKERS else None
+
+    @property
+    def event_text(self) -> str:
+        event = self.event
+        if event is None:
+            return ""
+        zone = f" (zone {event['zone']})" if event.get("zone") else ""
+        if event["kind"] == WorkerEvent.SILENT:
+            return (
+                f"Nothing scans from vantage point {event['vantage']}{zone}: its workers are {event['detail']}. "
+                "Its scans wait in its queue and its view goes stale (never closed) until a worker is back."
+            )
+        return f"Vantage point {event['vantage']}{zone} scans again: {', '.join(event['workers']) or 'a worker'}."
+
+    @property
+    def vantage_url(self) -> str:
+        return absolute(reverse("vantage-detail", args=[self.event["vantage"]])) if self.event else ""
+
+    @property
     def url(self) -> str:
         return absolute(self.notification.get_absolute_url())
 
@@ -109,6 +131,8 @@ class Message:
     def _subject(self) -> str:
         if self.is_test:
             return f"[PortWatch] Test notification to {self.notification.channel.name}"
+        if self.event is not None:
+            return f"[PortWatch] Vantage point {self.event['vantage']}: {WorkerEvent(self.event['kind']).label}"
         prefix = "Digest: " if self.notification.kind == NotificationKind.DIGEST else ""
         if self.total == 1:
             line = self.lines[0]
@@ -137,6 +161,8 @@ class Message:
             "url": self.url,
             "total_changes": self.total,
             "changes": [line.as_json() for line in self.lines],
+            # A workers notification: the vantage point, what happened, since when (else null).
+            "event": self.event,
         }
 
 

@@ -197,6 +197,8 @@ class Notification(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # A workers notification's event (alerts.watch): the vantage point, what happened, since when.
+    event = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -238,3 +240,14 @@ class NotificationItem(models.Model):
 
     def __str__(self):
         return f"change {self.change_id} in notification {self.notification_id}"
+
+
+class VantageWatch(models.Model):
+    """What alerts.watch last saw of a vantage point's workers: a change of it is an alert."""
+
+    vantage = models.OneToOneField("reach.VantagePoint", on_delete=models.CASCADE, related_name="+")
+    listening = models.BooleanField()
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.vantage_id}: {'listening' if self.listening else 'silent'}"

@@ -7,7 +7,7 @@ up an alert.
 
 from celery import shared_task
 
-from alerts import delivery
+from alerts import delivery, watch
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -19,3 +19,9 @@ def deliver(notification_id: int) -> None:
 @shared_task(acks_late=True)
 def dispatch() -> None:
     delivery.dispatch_due()
+
+
+@shared_task(acks_late=True)
+def watch_vantage_points() -> None:
+    # On the delivery queue: its worker is not the one a scan queue's silence is about.
+    watch.watch()

@@ -18,7 +18,7 @@ from django.views import View
 from django.views.generic import CreateView, DetailView, ListView, UpdateView
 
 from alerts import delivery
-from alerts.choices import NotificationKind, NotificationStatus
+from alerts.choices import NotificationKind, NotificationStatus, WorkerEvent
 from alerts.forms import AlertRuleForm, ChannelForm, MuteForm
 from alerts.models import AlertRule, Channel, Mute, Notification, NotificationItem
 from inventory import audit, paging
@@ -61,6 +61,8 @@ def with_summaries(notifications) -> list:
 def summary(notification: Notification, first: Change | None) -> str:
     if notification.kind == NotificationKind.TEST:
         return "Test notification"
+    if notification.kind == NotificationKind.WORKERS and notification.event:
+        return f"Vantage point {notification.event['vantage']}: {WorkerEvent(notification.event['kind']).label}"
     if first is None:
         return "No changes"
     where = first.host.address + (f" {first.port}/{first.protocol}" if first.port is not None else "")

@@ -432,6 +432,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(ALERT_DISPATCH_SECONDS),
         "options": {"expires": float(ALERT_DISPATCH_SECONDS)},
     },
+    # A vantage point's workers silent, or back: an alert (alerts.watch).
+    "alerts-watch-vantage-points": {
+        "task": "alerts.tasks.watch_vantage_points",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
     # The overview chart's history.
     "inventory-snapshot": {
         "task": "inventory.tasks.take_snapshot",

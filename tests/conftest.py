@@ -70,6 +70,7 @@ _SEED_MIGRATIONS = [
     "alerts.migrations.0002_default_rules",
     "alerts.migrations.0005_segmentation_rule_and_home_only_host_rules",
     "alerts.migrations.0006_listener_bind_scopes",
+    "alerts.migrations.0007_workers_watch",
 ]
 
 
