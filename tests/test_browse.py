@@ -258,3 +258,19 @@ def test_a_tag_filters_alike_by_its_hosts_ids_or_by_a_subquery(as_viewer, fleet,
     assert changes and {change.host_id for change in changes} <= tagged
     api = as_viewer.get("/api/changes/", {"tag": "web"}).json()["results"]
     assert len(api) == len(changes)
+
+
+def test_list_columns_sort_by_clicking_their_headings(as_viewer):
+    observe({"127.67.2.1": [22], "127.67.2.2": [22, 80, 443], "127.67.2.3": [22, 80]})
+    page = as_viewer.get(reverse("host-list") + "?zone=default&page=1").content.decode()
+    # A heading links to the same list sorted by it: filters kept, the page dropped (a new order starts anew).
+    assert '<th><a href="?zone=default&amp;sort=open" title="Sort by open">Open</a></th>' in page
+    current = '<th aria-sort="ascending"><a href="?zone=default">Address <span aria-hidden="true">▲</span></a></th>'
+    assert current in page
+    page = as_viewer.get(reverse("host-list") + "?zone=default&sort=open").content.decode()
+    assert '<th aria-sort="descending"><a href="?zone=default&amp;sort=open">Open' in page
+    assert page.index("127.67.2.2") < page.index("127.67.2.3") < page.index("127.67.2.1")
+    ports = as_viewer.get(reverse("port-list") + "?sort=port").content.decode()
+    assert '<th aria-sort="ascending"><a href="?sort=port">Port' in ports and 'href="?sort=host"' in ports
+    # The overview's short list has plain headings.
+    assert "aria-sort" not in as_viewer.get(reverse("overview")).content.decode()
