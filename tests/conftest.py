@@ -158,6 +158,16 @@ def as_viewer(client, viewer):
 
 
 @pytest.fixture
+def receiver():
+    """A real webhook receiver on loopback (tests.receivers): what alerts are sent to."""
+    from tests.receivers import WebhookReceiver
+
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
 def lab():
     lab = LoopbackLab()
     yield lab

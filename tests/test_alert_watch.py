@@ -15,16 +15,8 @@ from alerts.models import AlertRule, Channel, Mute, Notification
 from inventory.models import Tag, Zone
 from reach.models import VantagePoint
 from scans.models import WorkerHeartbeat
-from tests.receivers import WebhookReceiver
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def receiver():
-    receiver = WebhookReceiver()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture

@@ -25,19 +25,12 @@ from inventory.models import Host, HostTag, PortRule, Service, Tag, Zone
 from scans.choices import ChangeKind
 from scans.models import Change
 from tests.factories import observe
-from tests.receivers import SmtpSink, WebhookReceiver
+from tests.receivers import SmtpSink
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 A, B = "127.62.0.1", "127.62.0.2"
 HOSTILE = "<b>x</b> *bold* [click](http://evil.example) <!channel> @everyone\nX-Forged: 1"
-
-
-@pytest.fixture
-def receiver():
-    receiver = WebhookReceiver()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture
