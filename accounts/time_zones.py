@@ -1,8 +1,9 @@
 """Each person's time zone: chosen on their settings page, activated for every page they open.
 
 Django renders every aware datetime in the *current* time zone (``|date``,
-``localtime``, form fields); the middleware makes that the person's. Kept in
-the session once read, so a page costs no extra query.
+``localtime``, form fields); the middleware makes that the person's. Read
+into the session at login (``on_login``, connected by accounts.apps), so a
+page costs no extra query.
 """
 
 import zoneinfo
@@ -39,10 +40,8 @@ class PersonalTimeZoneMiddleware:
     def __call__(self, request):
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
-            name = request.session.get(SESSION_KEY)
-            if name is None:
-                name = of(user)
-                remember(request, name)
+            # Put there at login (and by the settings page): a page costs no query for it.
+            name = request.session.get(SESSION_KEY) or settings.TIME_ZONE
             try:
                 timezone.activate(zoneinfo.ZoneInfo(name))
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):  # removed from the system's tz database
@@ -50,3 +49,9 @@ class PersonalTimeZoneMiddleware:
         else:
             timezone.deactivate()
         return self.get_response(request)
+
+
+def on_login(sender, request, user, **kwargs):
+    """user_logged_in: the person's zone into their new session (every way in: the form, LDAP, OIDC)."""
+    if request is not None and hasattr(request, "session"):
+        remember(request, of(user))

@@ -9,7 +9,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from accounts import time_zones
 from inventory import policy
 from inventory.models import Host, HostTag, PortRule, Service, Tag, Zone
 from tests.factories import observe
@@ -134,10 +133,6 @@ def test_text_from_scanned_hosts_is_escaped(as_viewer):
 
 
 def _queries(client, url) -> int:
-    # The session's first page also reads the person's time zone into it (accounts.time_zones):
-    # once per session, not per page. Counted from the second page on.
-    if not client.session.get(time_zones.SESSION_KEY):
-        client.get(reverse("overview"))
     with CaptureQueriesContext(connection) as captured:
         assert client.get(url).status_code == 200
     return len(captured)

@@ -51,3 +51,10 @@ def test_a_zone_that_does_not_exist_is_refused_and_nothing_is_saved(as_admin, ad
     assert response.status_code == 200
     assert "Select a valid choice" in response.content.decode()
     assert not PersonalSettings.objects.filter(user=admin).exclude(time_zone="").exists()
+
+
+def test_the_zone_chosen_before_comes_back_at_the_next_login(client, reviewer):
+    PersonalSettings.objects.create(user=reviewer, time_zone="America/Sao_Paulo")
+    client.force_login(reviewer)  # as any login does: the form, the directory, a provider
+    page = client.get(reverse("host-list")).content.decode()
+    assert ">America/Sao_Paulo<" in page
