@@ -57,8 +57,9 @@ def test_the_risk_table_is_read_once_per_page(as_viewer, django_assert_max_num_q
     as_viewer.get(host.get_absolute_url())  # warm the session
     # A fixed number, whatever the ports: 12, and since vantage points the
     # host's line per vantage point (vantage points, live workers, its views),
-    # and since host reports its own view's newest report (none here: one query).
-    with django_assert_max_num_queries(15):
+    # and since host reports its own view's newest report (none here: one query),
+    # and since the page says whether the host is muted, the active mutes (one query).
+    with django_assert_max_num_queries(16):
         as_viewer.get(host.get_absolute_url())
 
 
