@@ -113,6 +113,9 @@ def _menu_and_marks(page, overflowing):
     assert skip.evaluate("element => element === document.activeElement") and skip.is_visible()
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "main"
+    # No hover on a phone: a stacked row's relative time writes its exact time out.
+    shown = page.evaluate("getComputedStyle(document.querySelector('table.stacks time[title]'), '::after').content")
+    assert "UTC" in shown, shown
     # A host's page marks Hosts too: it is under the list.
     page.goto(Host.objects.get(address="198.18.60.1").get_absolute_url())
     assert page.locator('#site-nav a[aria-current="page"]').inner_text() == "Hosts"

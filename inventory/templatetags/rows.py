@@ -20,10 +20,17 @@ register = template.Library()
 
 
 def when(value) -> str:
-    """A time as "3 hours ago", the exact instant (ISO 8601, local) in its title."""
+    """A time as "3 hours ago": the exact instant in the person's zone in its title (a pointer's hover)
+    and, where there is no hover (a phone's stacked rows, portwatch.css), written out beside it."""
     if value is None:
         return format_html('<td class="muted">–</td>')
-    return format_html('<td title="{}">{}</td>', timezone.localtime(value).isoformat(), naturaltime(value))
+    local = timezone.localtime(value)
+    return format_html(
+        '<td><time datetime="{}" title="{}">{}</time></td>',
+        local.isoformat(),
+        local.strftime("%Y-%m-%d %H:%M %Z"),
+        naturaltime(value),
+    )
 
 
 def counted(value: int, css: str) -> str:
