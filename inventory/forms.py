@@ -76,7 +76,7 @@ class HostForm(forms.ModelForm):
 
     class Meta:
         model = Host
-        fields = ["zone", "owner"]
+        fields = ["name", "zone", "owner"]
         help_texts = {"zone": "Moving a host to another zone keeps its ports and history."}
 
     def __init__(self, *args, **kwargs):

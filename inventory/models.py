@@ -114,6 +114,10 @@ class Host(models.Model):
     zone = models.ForeignKey(Zone, on_delete=models.PROTECT, related_name="hosts")
     address = models.GenericIPAddressField(unpack_ipv4=True)
     hostnames = models.JSONField(default=list, blank=True)
+    # What people call it (web-1, the billing database): set by people, never by a
+    # scan (hostnames are what the network says). A database default: the ingest
+    # inserts hosts naming its columns, and the new ones get it too.
+    name = models.CharField(max_length=150, blank=True, default="", db_default="", help_text="What people call it.")
     status = models.CharField(max_length=16, choices=HostStatus.choices, default=HostStatus.UP)
     owner = models.CharField(max_length=150, blank=True)
     # The assignment rule that set the owner; None when a person set it (a

@@ -192,9 +192,9 @@ class HostUpdateView(RoleRequiredMixin, UpdateView):
     template_name = "inventory/host_form.html"
 
     def form_valid(self, form):
-        old = Host.objects.get(pk=form.instance.pk)
-        old_tags = sorted(HostTag.objects.filter(host=old).values_list("tag__name", flat=True))
         with transaction.atomic():
+            old = audit.locked(form.instance)  # as it is stored (a host deleted meanwhile: 404)
+            old_tags = sorted(HostTag.objects.filter(host=old).values_list("tag__name", flat=True))
             host = form.save(commit=False)
             if host.owner != old.owner:
                 host.owner_rule = None  # a person's choice now: rules leave it alone
@@ -205,8 +205,8 @@ class HostUpdateView(RoleRequiredMixin, UpdateView):
                 # A tag a rule gave becomes the person's (removing the rule keeps it).
                 HostTag.objects.update_or_create(host=host, tag=tag, defaults={"rule": None})
             new_tags = sorted(HostTag.objects.filter(host=host).values_list("tag__name", flat=True))
-            before = {"zone": old.zone.name, "owner": old.owner, "tags": old_tags}
-            after = {"zone": host.zone.name, "owner": host.owner, "tags": new_tags}
+            before = {"name": old.name, "zone": old.zone.name, "owner": old.owner, "tags": old_tags}
+            after = {"name": host.name, "zone": host.zone.name, "owner": host.owner, "tags": new_tags}
             if before != after:
                 audit.record(self.request.user, "host.update", host, before=before, after=after)
                 policy.evaluate_hosts(Host.objects.filter(pk=host.pk))

@@ -20,10 +20,11 @@ from alerts import delivery
 from alerts.choices import ChannelKind, NotificationStatus
 from alerts.models import AlertRule, Channel, Notification
 from inventory.choices import Decision, PolicyStatus
-from inventory.models import AuditEntry, PortRule, Service, Zone
+from inventory.models import AuditEntry, Host, PortRule, Service, Zone
 from scans import chunks, services
 from scans.choices import ChangeKind, RunStatus, ScheduleKind
 from scans.demo import DEMO_CHANNEL, DEMO_PORTS, DEMO_PROFILE, DEMO_TARGET, DEMO_ZONE, STEPS, Fleet
+from scans.management.commands.demo import Command
 from scans.models import Change, ScanProfile, ScanTarget
 from tests.lab import next_lab_prefix
 from tests.processes import ROOT, process_env, wait_for
@@ -194,6 +195,10 @@ def test_scans_of_the_fleet_record_the_scripted_changes_and_alert_to_the_log(fle
     assert changes(first, ChangeKind.PORT_OPENED) == fleet.open_ports()
     ssh = Service.objects.get(host__address=web1, port=40022)
     assert (ssh.name, ssh.product, ssh.policy_status) == ("ssh", "OpenSSH", PolicyStatus.APPROVED)
+    # The fleet gives the hosts the scan found their names, as the narration calls them (once, audited).
+    assert Command()._name_hosts(dict(fleet.addresses)) == {}
+    assert {host.address: host.name for host in Host.objects.all()} == {a: n for n, a in fleet.addresses.items()}
+    assert Command()._name_hosts({"web-1": web1}) == {} and AuditEntry.objects.filter(action="host.update").count() == 6
     assert Service.objects.get(host__address=web1, port=40080).product == "nginx"
 
     for _ in range(3):  # a debug server opens, nginx stops on web-2, files-1 goes quiet

@@ -92,6 +92,22 @@ def test_a_reviewer_tags_a_host_by_hand_and_tag_rules_follow(as_reviewer):
     assert entry.before["tags"] == [] and entry.after["tags"] == ["legacy", "web"]
 
 
+def test_a_reviewer_names_a_host_and_the_lists_and_its_page_say_it(as_reviewer):
+    observe({A: [23]}, hostnames={A: ["h1.example"]})
+    host = Host.objects.get(address=A)
+    data = {"name": "billing <db>", "zone": host.zone.pk, "owner": "", "tag_names": ""}
+    assert as_reviewer.post(reverse("host-edit", args=[host.public_id]), data).status_code == 302
+    host.refresh_from_db()
+    assert host.name == "billing <db>"
+    assert AuditEntry.objects.get(action="host.update").after["name"] == "billing <db>"
+    listed = as_reviewer.get(reverse("host-list")).content.decode()
+    assert '<strong>billing &lt;db&gt;</strong> <span class="muted">h1.example</span>' in listed
+    page = as_reviewer.get(host.get_absolute_url()).content.decode()
+    assert f'<h1>billing &lt;db&gt; <span class="muted">{A}</span>' in page
+    observe({A: [23]}, hostnames={A: ["h2.example"]})  # a scan never touches the name
+    assert Host.objects.get(pk=host.pk).name == "billing <db>"
+
+
 def test_a_bad_tag_name_is_refused(as_reviewer):
     observe({A: [23]})
     host = Host.objects.get(address=A)

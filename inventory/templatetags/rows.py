@@ -37,6 +37,13 @@ def counted(value: int, css: str) -> str:
     return format_html('<td class="{}">{}</td>', css, value) if value else format_html("<td>{}</td>", value)
 
 
+def _names(host) -> str:
+    """The name people gave it (web-1), then the hostname the network gave it."""
+    if host.name and host.hostname:
+        return format_html('<strong>{}</strong> <span class="muted">{}</span>', host.name, host.hostname)
+    return format_html("<strong>{}</strong>", host.name) if host.name else host.hostname
+
+
 @register.simple_tag
 def host_rows(hosts):
     return format_html_join("\n", "{}", ((_host_row(host),) for host in hosts))
@@ -50,7 +57,7 @@ def _host_row(host) -> str:
         '<td>{}</td><td><span class="status status-{}">{}</span></td>{}</tr>',
         host.get_absolute_url(),
         host.address,
-        host.hostname,
+        _names(host),
         host.zone.name,
         tags,
         host.owner,
@@ -90,7 +97,7 @@ def _service_row(context, service, can_review: bool) -> str:
         choose,
         host.get_absolute_url(),
         host.address,
-        host.hostname,
+        _names(host),
         host.zone.name,
         service.get_absolute_url(),
         service.port,

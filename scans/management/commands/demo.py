@@ -25,7 +25,7 @@ from alerts.choices import ChannelKind
 from alerts.models import AlertRule, Channel
 from inventory import audit, policy
 from inventory.choices import Decision, Protocol, RuleScope
-from inventory.models import PortRule, Zone
+from inventory.models import Host, PortRule, Zone
 from inventory.ports import PortSet
 from portwatch.roles import GROUP_NAMES, Role
 from scans.choices import ScanType, ScheduleKind, Timing
@@ -53,6 +53,8 @@ APPROVED = [
     (80, "web-1 and web-2 serve the demo web site."),
 ]
 SCHEDULE_MINUTES = 1
+# How often the fleet looks for its hosts, to name them, until every one is found.
+NAMING_SECONDS = 5.0
 
 
 class Command(BaseCommand):
@@ -265,8 +267,14 @@ class Command(BaseCommand):
             self.say(f"{_now()} the fleet changes every {change_every:g} s; each change is printed here.")
             started = time.monotonic()
             done = 0
+            unnamed = dict(fleet.addresses)
             while not steps or done < steps:
                 deadline = started + (done + 1) * change_every
+                # Until the first scans have found every server, look every few seconds to name them.
+                while unnamed and time.monotonic() < deadline and not stop.is_set():
+                    unnamed = self._name_hosts(unnamed)
+                    connection.close()  # the fleet runs for hours: hold no database connection meanwhile
+                    stop.wait(min(NAMING_SECONDS, max(0.0, deadline - time.monotonic())))
                 if stop.wait(max(0.0, deadline - time.monotonic())):
                     break
                 step = fleet.next_step()
@@ -277,6 +285,20 @@ class Command(BaseCommand):
             fleet.stop()
             restore()
             self.say(f"{_now()} demo fleet stopped.")
+
+    def _name_hosts(self, unnamed: dict[str, str]) -> dict[str, str]:
+        """Give the fleet's hosts their names (web-1...) once scans have found them, as a person would
+        on the host's page; return the servers still to name."""
+        zone = Zone.objects.filter(name=DEMO_ZONE).first()
+        left = {}
+        for name, address in unnamed.items():
+            host = Host.objects.filter(zone=zone, address=address).first()
+            if host is None:
+                left[name] = address
+            elif not host.name and Host.objects.filter(pk=host.pk, name="").update(name=name):
+                host.name = name
+                self._audit("host.update", host, {"name": ""}, ["name"])
+        return left
 
     def _scan_soon(self) -> None:
         """Bring the target's next scan forward to now, the fleet being up."""
