@@ -123,6 +123,7 @@ class HostSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "address",
+            "name",
             "zone",
             "hostnames",
             "status",

@@ -106,6 +106,7 @@ def test_a_reviewer_names_a_host_and_the_lists_and_its_page_say_it(as_reviewer):
     assert f'<h1>billing &lt;db&gt; <span class="muted">{A}</span>' in page
     observe({A: [23]}, hostnames={A: ["h2.example"]})  # a scan never touches the name
     assert Host.objects.get(pk=host.pk).name == "billing <db>"
+    assert as_reviewer.get(f"/api/hosts/{host.public_id}/").json()["name"] == "billing <db>"  # the API says it too
 
 
 def test_a_bad_tag_name_is_refused(as_reviewer):
