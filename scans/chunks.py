@@ -25,7 +25,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from scans import confirm, failures
-from scans.choices import AttemptOutcome, ChunkStatus, RunStatus
+from scans.choices import AttemptOutcome, ChangeKind, ChunkStatus, RunStatus
 from scans.constants import ERROR_TEXT_MAX
 from scans.failures import Failure
 from scans.ingest.diff import Coverage
@@ -287,7 +287,8 @@ def _ingest_chunk(
         ScanRun.objects.filter(pk=chunk.run_id).update(
             hosts_done=F("hosts_done") + locked.size, hosts_up=F("hosts_up") + summary.hosts_up
         )
-    logger.info("chunk %s ingested: %d host(s) up, changes %s", chunk.pk, summary.hosts_up, dict(summary.changes))
+    changed = ", ".join(f"{n} {ChangeKind(kind).label}" for kind, n in sorted(summary.changes.items()) if n)
+    logger.info("chunk %s ingested: %d host(s) up, %s", chunk.pk, summary.hosts_up, changed or "no changes")
 
 
 # --- ending an attempt ------------------------------------------------------------------
