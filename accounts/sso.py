@@ -3,8 +3,9 @@
 A directory's groups (or an identity provider's claims) map to PortWatch's
 roles; the user's role groups are set to the one it maps to, at every login,
 so a role taken away in the directory is gone at the next login. Role changes
-go to the audit log, and each login says which way it came in. API tokens belong to the user, so
-they keep working for people who log in through the directory.
+go to the audit log, and each login says which way it came in. API tokens
+belong to the user, so they keep working for people who log in through the
+directory.
 """
 
 from django.contrib.auth.models import Group
@@ -35,7 +36,6 @@ def apply(user, role: Role, source: str) -> None:
     (The login itself is audited as every login is: portwatch.lockouts.record_success.)"""
     with transaction.atomic():
         before = role_of(user)
-        user.__dict__.pop("_portwatch_role", None)
         if before != role or user.is_superuser:
             role_groups = Group.objects.filter(name__in=GROUP_NAMES.values())
             user.groups.remove(*role_groups)

@@ -83,6 +83,11 @@ class Line:
         }
 
 
+def event_title(event: dict) -> str:
+    """A workers notification in a line (its subject, and the notifications list)."""
+    return f"Vantage point {event['vantage']}: {WorkerEvent(event['kind']).label}"
+
+
 @dataclass
 class Message:
     notification: Notification
@@ -132,7 +137,7 @@ class Message:
         if self.is_test:
             return f"[PortWatch] Test notification to {self.notification.channel.name}"
         if self.event is not None:
-            return f"[PortWatch] Vantage point {self.event['vantage']}: {WorkerEvent(self.event['kind']).label}"
+            return f"[PortWatch] {event_title(self.event)}"
         prefix = "Digest: " if self.notification.kind == NotificationKind.DIGEST else ""
         if self.total == 1:
             line = self.lines[0]

@@ -1,37 +1,22 @@
-"""Which maintenance windows cover one host now (the host page says so, and offers to mute it)."""
+"""Which maintenance windows cover one host now (the host page says so, and offers to mute it).
 
-import ipaddress
+The same scope conditions as the changes a mute holds back (alerts.outbox.mute_condition),
+asked of the host itself: one definition of what a mute covers.
+"""
 
 from django.utils import timezone
 
-from alerts.choices import MuteScope
+from alerts import outbox
 from alerts.models import Mute
+from inventory.models import Host
 
 
 def covering(host, now=None) -> list[Mute]:
-    """The active mutes whose scope holds ``host``, ending soonest first (a handful at most: checked here)."""
+    """The active mutes whose scope holds ``host``, ending soonest first (a query for the active
+    ones, then one per active mute: a handful at most)."""
     now = now or timezone.now()
     active = Mute.objects.filter(starts_at__lte=now, ends_at__gt=now).select_related("zone", "tag", "host")
-    tag_ids = None
-    found = []
-    for mute in active.order_by("ends_at"):
-        if mute.scope == MuteScope.TAG and tag_ids is None:
-            tag_ids = set(host.tags.values_list("pk", flat=True))
-        if _holds(mute, host, tag_ids):
-            found.append(mute)
-    return found
-
-
-def _holds(mute: Mute, host, tag_ids) -> bool:
-    if mute.scope == MuteScope.GLOBAL:
-        return True
-    if mute.scope == MuteScope.ZONE:
-        return mute.zone_id == host.zone_id
-    if mute.scope == MuteScope.TAG:
-        return mute.tag_id in tag_ids
-    if mute.scope == MuteScope.CIDR:
-        try:
-            return ipaddress.ip_address(host.address) in ipaddress.ip_network(mute.cidr, strict=False)
-        except ValueError:
-            return False
-    return mute.host_id == host.pk
+    this_host = Host.objects.filter(pk=host.pk)
+    return [
+        mute for mute in active.order_by("ends_at") if this_host.filter(outbox.mute_condition([mute], of="")).exists()
+    ]

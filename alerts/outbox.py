@@ -145,21 +145,24 @@ def vantage_condition(rule: AlertRule) -> Q:
     return condition
 
 
-def _scope_condition(*, zone=None, tag=None, cidr="", host=None) -> Q:
+def _scope_condition(*, zone=None, tag=None, cidr="", host=None, of: str = "host__") -> Q:
+    """Rows whose host is in the scope; ``of`` is the path from the rows to their host
+    ("host__" for changes, "" for hosts themselves: the host page's mutes, alerts.mutes)."""
+    host_id = "host_id" if of else "pk"
     condition = Q()
     if zone:
-        condition &= Q(host__zone_id=zone)
+        condition &= Q(**{f"{of}zone_id": zone})
     if tag:
-        condition &= Q(Exists(HostTag.objects.filter(host_id=OuterRef("host_id"), tag_id=tag)))
+        condition &= Q(Exists(HostTag.objects.filter(host_id=OuterRef(host_id), tag_id=tag)))
     if cidr:
-        condition &= Q(host__address__in_cidr=cidr)
+        condition &= Q(**{f"{of}address__in_cidr": cidr})
     if host:
-        condition &= Q(host_id=host)
+        condition &= Q(**{host_id: host})
     return condition
 
 
-def mute_condition(mutes: list[Mute]) -> Q | None:
-    """Changes any of ``mutes`` covers, or None when none is active."""
+def mute_condition(mutes: list[Mute], *, of: str = "host__") -> Q | None:
+    """Changes (or, with ``of=""``, hosts) any of ``mutes`` covers, or None when none is active."""
     if not mutes:
         return None
     return _any(
@@ -170,6 +173,7 @@ def mute_condition(mutes: list[Mute]) -> Q | None:
             tag=mute.tag_id if mute.scope == MuteScope.TAG else None,
             cidr=mute.cidr if mute.scope == MuteScope.CIDR else "",
             host=mute.host_id if mute.scope == MuteScope.HOST else None,
+            of=of,
         )
         for mute in mutes
     )

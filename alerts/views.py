@@ -8,7 +8,7 @@ addresses and tokens.
 
 from django.contrib import messages
 from django.db import transaction
-from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse, reverse_lazy
@@ -18,8 +18,9 @@ from django.views import View
 from django.views.generic import CreateView, DetailView, ListView, UpdateView
 
 from alerts import delivery
-from alerts.choices import NotificationKind, NotificationStatus, WorkerEvent
+from alerts.choices import NotificationKind, NotificationStatus
 from alerts.forms import AlertRuleForm, ChannelForm, MuteForm
+from alerts.messages import event_title
 from alerts.models import AlertRule, Channel, Mute, Notification, NotificationItem
 from inventory import audit, paging
 from portwatch.roles import Role, RoleRequiredMixin
@@ -37,24 +38,31 @@ def with_change_count(notifications):
         .annotate(n=Count("pk"))
         .values("n")
     )
-    # What the list names first: a port's change rather than its host's (the port is what is decided on).
-    first = (
-        NotificationItem.objects.filter(notification=OuterRef("pk"))
-        .order_by(F("change__port").asc(nulls_last=True), "pk")
-        .values("change_id")[:1]
-    )
-    return notifications.annotate(change_count=Coalesce(Subquery(count), 0), first_change_id=Subquery(first)).order_by(
-        "-created_at", "-id"
-    )
+    return notifications.annotate(change_count=Coalesce(Subquery(count), 0)).order_by("-created_at", "-id")
+
+
+def _first_change(port_only: bool) -> Subquery:
+    # Along the (notification, change) index, stopping at the first match: bounded even for a large digest.
+    items = NotificationItem.objects.filter(notification=OuterRef("pk"))
+    if port_only:
+        items = items.filter(change__port__isnull=False)
+    return Subquery(items.order_by("change_id").values("change_id")[:1])
 
 
 def with_summaries(notifications) -> list:
-    """The listed notifications, each with ``summary``: what it reports, in words (one query for the page)."""
+    """The listed notifications (``with_change_count``), each with ``summary``: what it reports, in words.
+
+    It names a port's change rather than its host's (the port is what is decided on). Read
+    for the listed page only, in two queries (the API's lists do not need it)."""
     notifications = list(notifications)
-    ids = {n.first_change_id for n in notifications if getattr(n, "first_change_id", None)}
-    changes = Change.objects.select_related("host").in_bulk(ids)
+    first = dict(
+        Notification.objects.filter(pk__in=[n.pk for n in notifications])
+        .annotate(first=Coalesce(_first_change(port_only=True), _first_change(port_only=False)))
+        .values_list("pk", "first")
+    )
+    changes = Change.objects.select_related("host").in_bulk({pk for pk in first.values() if pk is not None})
     for notification in notifications:
-        notification.summary = summary(notification, changes.get(getattr(notification, "first_change_id", None)))
+        notification.summary = summary(notification, changes.get(first.get(notification.pk)))
     return notifications
 
 
@@ -62,7 +70,7 @@ def summary(notification: Notification, first: Change | None) -> str:
     if notification.kind == NotificationKind.TEST:
         return "Test notification"
     if notification.kind == NotificationKind.WORKERS and notification.event:
-        return f"Vantage point {notification.event['vantage']}: {WorkerEvent(notification.event['kind']).label}"
+        return event_title(notification.event)
     if first is None:
         return "No changes"
     where = first.host.address + (f" {first.port}/{first.protocol}" if first.port is not None else "")

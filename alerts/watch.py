@@ -2,7 +2,7 @@
 
 A silent vantage point scans nothing: its view goes stale (never "closed",
 reach.liveness), and nobody notices unless told. beat runs ``watch`` every
-ALERT_WATCH_SECONDS on the delivery queue; it compares each vantage point's
+minute on the delivery queue; it compares each vantage point's
 liveness with what it saw last (``VantageWatch``) and, on a change, writes one
 notification per channel whose enabled rules select it (``WorkerEvent``
 kinds; a rule that names vantage points or a zone must name this one or its
@@ -26,6 +26,7 @@ from django.utils import timezone
 from alerts import outbox
 from alerts.choices import MuteScope, NotificationKind, NotificationStatus, SuppressReason, WorkerEvent
 from alerts.models import AlertRule, Channel, Mute, Notification, VantageWatch
+from inventory.choices import NO_RISK
 from reach.liveness import Board, Liveness
 from reach.models import VantagePoint
 
@@ -91,7 +92,7 @@ def selects(rule: AlertRule, kind: WorkerEvent, vantage: VantagePoint) -> bool:
     """Whether ``rule`` asks for this workers event (see the module's docstring)."""
     if rule.kinds and kind.value not in rule.kinds:
         return False
-    if rule.policy_statuses or rule.min_risk != AlertRule._meta.get_field("min_risk").default:
+    if rule.policy_statuses or rule.min_risk != NO_RISK:
         return False
     if rule.tag_id or rule.cidr or rule.bind_scopes:
         return False

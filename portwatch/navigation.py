@@ -17,8 +17,6 @@ class Link:
     title: str
     url_name: str
     role: Role = Role.VIEWER
-    # Other paths that belong to this page (a detail under a list at another address).
-    also: tuple[str, ...] = ()
 
 
 GROUPS: list[tuple[str, list[Link]]] = [
@@ -76,15 +74,10 @@ class NavLink:
     current: bool
 
 
-def _owner(path: str, links: list[tuple[str, Link]]) -> str | None:
-    """The URL of the link whose address is the longest prefix of ``path`` ("/" only for itself)."""
-    best = None
-    for url, link in links:
-        for prefix in (url, *link.also):
-            matches = path == prefix if prefix == "/" else path.startswith(prefix)
-            if matches and (best is None or len(prefix) > len(best[0])):
-                best = (prefix, url)
-    return best[1] if best else None
+def _owner(path: str, urls: list[str]) -> str | None:
+    """The link whose address is the longest prefix of ``path`` ("/" only for itself): a host's page is under Hosts."""
+    owners = [url for url in urls if (path == url if url == "/" else path.startswith(url))]
+    return max(owners, key=len, default=None)
 
 
 def navigation(request) -> dict:
@@ -96,7 +89,7 @@ def navigation(request) -> dict:
     visible = [
         (title, [(reverse(link.url_name), link) for link in links if role >= link.role]) for title, links in GROUPS
     ]
-    current = _owner(request.path, [pair for _, pairs in visible for pair in pairs])
+    current = _owner(request.path, [url for _, pairs in visible for url, _ in pairs])
     groups = []
     for title, pairs in visible:
         links = [NavLink(link.title, url, url == current) for url, link in pairs]

@@ -8,11 +8,11 @@ test can take a role away in the directory and watch the next login follow.
 """
 
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
 
+from tests.processes import _Process
 from tests.stack import free_port
 
 SLAPD = "/usr/sbin/slapd"
@@ -59,7 +59,7 @@ def available() -> bool:
     return Path(SLAPD).exists() and shutil.which("slapadd") is not None and shutil.which("ldapmodify") is not None
 
 
-class Slapd:
+class Slapd(_Process):
     def __init__(self, root: Path):
         self.root = root
         self.port = free_port()
@@ -76,18 +76,19 @@ class Slapd:
         subprocess.run(
             ["slapadd", "-f", str(config), "-l", str(root / "entries.ldif")], check=True, capture_output=True
         )
-        self.log = open(root / "slapd.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.log_path = root / "slapd.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         # -d: stay in the foreground (logging what it does), so the test owns the process.
         self.process = subprocess.Popen(
             [SLAPD, "-f", str(config), "-h", f"{self.uri}/", "-d", "stats"],
-            stdout=self.log,
+            stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + 20
         while self._search("(uid=vera)").returncode != 0:
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"slapd did not start:\n{(root / 'slapd.log').read_text()[-3000:]}")
+                raise RuntimeError(f"slapd did not start:\n{self.log()[-3000:]}")
             time.sleep(0.2)
 
     def _search(self, query: str) -> subprocess.CompletedProcess:
@@ -111,13 +112,3 @@ class Slapd:
             check=True,
             capture_output=True,
         )
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()

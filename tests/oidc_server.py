@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.oidc_idp.prepare import CLIENT_ID, CLIENT_SECRET, PEOPLE
+from tests.processes import _Process
 from tests.stack import free_port
 
 __all__ = ["CLIENT_ID", "CLIENT_SECRET", "PEOPLE", "Provider"]
@@ -15,7 +16,7 @@ __all__ = ["CLIENT_ID", "CLIENT_SECRET", "PEOPLE", "Provider"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class Provider:
+class Provider(_Process):
     def __init__(self, root: Path, redirect_uri: str):
         root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -29,13 +30,14 @@ class Provider:
         subprocess.run(
             [sys.executable, "-m", "tests.oidc_idp.prepare", redirect_uri], cwd=ROOT, env=env, check=True, timeout=120
         )
-        self.log = open(root / "idp.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.log_path = root / "idp.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         gunicorn = str(Path(sys.executable).with_name("gunicorn"))
         self.process = subprocess.Popen(
             [gunicorn, "tests.oidc_idp.wsgi", "--bind", f"127.0.0.1:{self.port}", "--workers", "1", "--threads", "4"],
             cwd=ROOT,
             env=env,
-            stdout=self.log,
+            stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -46,19 +48,8 @@ class Provider:
                     break
             except OSError as error:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    log = (root / "idp.log").read_text()[-3000:]
-                    raise RuntimeError(f"the provider did not start:\n{log}") from error
+                    raise RuntimeError(f"the provider did not start:\n{self.log()[-3000:]}") from error
                 time.sleep(0.2)
 
     def endpoint(self, path: str) -> str:
         return f"{self.url}/openid{path}"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
