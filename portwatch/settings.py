@@ -450,9 +450,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
-    # Segmentation rules that expired: their reach falls to the next rules (reach.segmentation.expire).
-    "reach-segmentation-expiry": {
-        "task": "reach.tasks.expire_segmentation_rules",
+    # Segmentation rules saved (judged by a worker, reach.segmentation_writes), removed or expired
+    # (their reach falls to the next rules, reach.segmentation.expire).
+    "reach-segmentation-rules": {
+        "task": "reach.tasks.settle_segmentation_rules",
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },

@@ -75,9 +75,9 @@ class MatrixFilterForm(forms.Form):
     protocol = forms.ChoiceField(choices=[("", "any"), *Protocol.choices], required=False, label="Protocol")
     risk = forms.ChoiceField(choices=[("", "any"), *RISK_CHOICES], required=False, label="Risk")
     rule = forms.ModelChoiceField(
-        queryset=SegmentationRule.objects.select_related("zone", "tag", "host__zone").prefetch_related(
-            "vantage_points"
-        ),
+        queryset=SegmentationRule.objects.filter(removing=False)
+        .select_related("zone", "tag", "host__zone")
+        .prefetch_related("vantage_points"),
         to_field_name="public_id",
         required=False,
         label="Segmentation rule",

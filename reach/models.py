@@ -192,6 +192,10 @@ class SegmentationRule(ScopedRule, models.Model):
     # Set once its expiry has been applied (reach.segmentation.expire), or
     # when it was saved already expired; cleared when it is saved unexpired.
     lapsed = models.BooleanField(default=False, editable=False)
+    # Removed by someone: it governs nothing from then on (its expiry is set
+    # to the moment of removal) and is deleted once that expiry is applied
+    # (reach.segmentation.expire); hidden from the pages and the API meanwhile.
+    removing = models.BooleanField(default=False, editable=False)
     # Derived on save (inventory.models.specificity_of): sorting by it picks the winner.
     specificity = models.BigIntegerField(editable=False)
     created_by = models.ForeignKey(
@@ -235,6 +239,27 @@ class SegmentationRule(ScopedRule, models.Model):
         if self.pk is None:
             return []
         return sorted(vantage.name for vantage in self.vantage_points.all())
+
+
+class RuleJudgement(models.Model):
+    """A segmentation rule saved whose violations are still to be worked out.
+
+    Written in the transaction that saves the rule, taken by a worker
+    (``reach.segmentation_writes.judge_pending``) and deleted in the
+    transaction that brings the violations in line: a worker killed halfway
+    leaves it queued, and beat's periodic task takes it again.
+    """
+
+    rule = models.ForeignKey(SegmentationRule, on_delete=models.CASCADE, related_name="judgements")
+    # What the rule governed before this save (``reach.segmentation_writes.reach_fields``); None: created.
+    before = models.JSONField(null=True, blank=True)
+    queued_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self):
+        return f"judgement of rule {self.rule_id} queued {self.queued_at:%Y-%m-%d %H:%M:%S}"
 
 
 class SegmentationRuleVantage(models.Model):

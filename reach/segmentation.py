@@ -35,9 +35,12 @@ what:
   from the run's vantage point (``settle_batch``, from ``scans.ingest.settle``):
   the changes are the scan's, so a redelivered chunk (which the ingest
   skips) records none twice, and each is unique per run like the others;
-- a rule created, edited or deleted (``rule_changed``, ``delete_rule``; the
-  pages, the API and the baseline import write rules through ``save_rule``
-  and ``remove_rule``, which audit them too);
+- a rule created or edited (``rule_changed``): the pages, the API and the
+  baseline import write rules through ``reach.segmentation_writes``, which
+  audits them at once and has a worker judge them (a zone-wide rule can
+  begin hundreds of thousands of violations: not a request's work);
+- a rule removed: it expires at once and is deleted when its expiry is
+  applied (``expire``), its violations falling to the next rule or ending;
 - a host's tags or zone changed (``inventory.signals.hosts_rescoped``);
 - a rule that expired (``expire``, from the periodic task ``reach.tasks``).
 
@@ -69,7 +72,6 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, JSONObject
 from django.utils import timezone
 
-from inventory import audit
 from inventory.choices import ANY_PROTOCOL, PortState, RuleScope
 from inventory.lookups import in_cidr
 from inventory.models import Host, HostTag, Service
@@ -514,7 +516,11 @@ def hosts_rescoped(hosts: QuerySet) -> Outcome:
 
 
 def expire(now: datetime | None = None) -> int:
-    """Apply the expiry of the rules that expired since the last call: their reach falls to the next rules."""
+    """Apply the expiry of the rules that expired since the last call: their reach falls to the next rules.
+
+    A rule someone removed expired at that moment (``segmentation_writes.remove_rule``):
+    it is deleted here, once nothing names it.
+    """
     now = now or timezone.now()
     done = 0
     due = SegmentationRule.objects.filter(expires_at__lte=now, lapsed=False).order_by("expires_at")
@@ -522,7 +528,10 @@ def expire(now: datetime | None = None) -> int:
         with transaction.atomic():
             # Claimed by a conditional UPDATE: two ticks at once apply it once.
             if SegmentationRule.objects.filter(pk=rule.pk, lapsed=False).update(lapsed=True):
-                _announced(reach_of(rule), also=Q(rule_id=rule.pk), now=now)
+                if rule.removing:
+                    delete_rule(rule)
+                else:
+                    _announced(reach_of(rule), also=Q(rule_id=rule.pk), now=now)
                 done += 1
     return done
 
@@ -560,59 +569,3 @@ class ViolationCount(Func):
         # The table's name is the model's, the rule's column compiled by the ORM: nothing from a user.
         sql = f"(SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE rule_id = {rule} LIMIT {limit}) AS capped)"  # noqa: S608
         return sql, params
-
-
-# --- writing rules (the pages, the API and the baseline) ------------------------------------------
-
-
-def rule_snapshot(rule: SegmentationRule | None) -> dict | None:
-    """What the audit log keeps of a rule: its fields, its vantage points by name."""
-    if rule is None:
-        return None
-    data = audit.snapshot(rule, fields=AUDITED_FIELDS)
-    data["vantage_points"] = rule.vantage_names
-    return data
-
-
-AUDITED_FIELDS = [
-    "mode",
-    "scope",
-    "zone",
-    "tag",
-    "cidr",
-    "host",
-    "protocol",
-    "port_start",
-    "port_end",
-    "justification",
-    "owner",
-    "ticket",
-    "expires_at",
-]
-
-
-def save_rule(actor, form, *, summary: str = "") -> SegmentationRule:
-    """Save a valid ``SegmentationRuleForm``: audited, and what the rule governs (before and after) re-evaluated."""
-    creating = form.instance._state.adding
-    with transaction.atomic():
-        before = None
-        if not creating:
-            before = audit.locked(form.instance, SegmentationRule.objects.prefetch_related("vantage_points"))
-        old = rule_snapshot(before)
-        if creating:
-            form.instance.created_by = actor if getattr(actor, "pk", None) else None
-        rule = form.save()
-        new = rule_snapshot(rule)
-        if old != new:
-            action = "segmentation.create" if creating else "segmentation.update"
-            audit.record(actor, action, rule, summary=summary, before=old, after=new)
-        rule_changed(before, rule)
-    return rule
-
-
-def remove_rule(actor, rule: SegmentationRule, *, summary: str = "") -> Outcome:
-    """Delete a rule, audited; its violations fall to the next rule, or end."""
-    with transaction.atomic():
-        rule = audit.locked(rule, SegmentationRule.objects.prefetch_related("vantage_points"))  # deleted once
-        audit.record(actor, "segmentation.delete", rule, summary=summary, before=rule_snapshot(rule))
-        return delete_rule(rule)

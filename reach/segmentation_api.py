@@ -1,8 +1,8 @@
 """The segmentation API: rules (admins write them, as on the pages) and the current violations.
 
 Rules are validated by the page's form (``SegmentationRuleForm``) and saved
-through ``reach.segmentation.save_rule``, so the audit trail and the
-re-evaluation of what a rule governs are the page's.
+through ``reach.segmentation_writes.save_rule``, so the audit trail and the
+judgement of what a rule governs (by a worker, after the response) are the page's.
 """
 
 from rest_framework import mixins, serializers, viewsets
@@ -10,7 +10,7 @@ from rest_framework import mixins, serializers, viewsets
 from inventory.api import HostRefSerializer, named_filter, with_scope
 from inventory.choices import Protocol, RuleScope
 from portwatch.api.base import FormSerializer, RelatedIdsField, RoleMixin
-from reach import segmentation
+from reach import segmentation, segmentation_writes
 from reach.models import SegmentationRule, SegmentationViolation
 from reach.segmentation_choices import SegmentationMode
 from reach.segmentation_forms import SegmentationRuleFilter, SegmentationRuleForm, SegmentationViolationFilter
@@ -55,6 +55,11 @@ class SegmentationRuleSerializer(FormSerializer):
         default=0,
         help_text=f"Its current violations, counted up to {segmentation.COUNT_CAP + 1:,} (that many: more).",
     )
+    judging = serializers.BooleanField(
+        read_only=True,
+        default=True,
+        help_text="A worker is still working out its violations (after a save): 'violations' is not final yet.",
+    )
     created_by = serializers.CharField(source="created_by.username", read_only=True, default=None, allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
@@ -66,8 +71,9 @@ class SegmentationRuleSerializer(FormSerializer):
         return data
 
     def save_form(self):
-        rule = segmentation.save_rule(self.context["request"].user, self.form)
+        rule = segmentation_writes.save_rule(self.context["request"].user, self.form)
         rule.__dict__.pop("violation_count", None)  # counted before the save: counted again
+        rule.judging = rule.judgements.exists()
         return rule
 
 
@@ -76,8 +82,10 @@ class ApiSegmentationRuleFilter(SegmentationRuleFilter):
 
 
 class SegmentationRuleViewSet(RoleMixin, viewsets.ModelViewSet):
-    """Segmentation rules. Admins write them, as on the segmentation page; deleting one lets its
-    violations fall to the next rule, or end (each end recorded as a segmentation_kept change)."""
+    """Segmentation rules. Admins write them, as on the segmentation page. A worker works out the
+    violations of a rule saved after the response ('judging' says it has not yet); deleting one
+    makes it govern nothing at once, and a worker lets its violations fall to the next rule, or end
+    (each end recorded as a segmentation_kept change)."""
 
     serializer_class = SegmentationRuleSerializer
     filterset_class = ApiSegmentationRuleFilter
@@ -85,14 +93,16 @@ class SegmentationRuleViewSet(RoleMixin, viewsets.ModelViewSet):
     lookup_url_kwarg = "id"
 
     def get_queryset(self):
-        return (
-            SegmentationRule.objects.select_related("zone", "tag", "host__zone", "created_by")
+        rules = (
+            segmentation_writes.shown_rules()
+            .select_related("zone", "tag", "host__zone", "created_by")
             .prefetch_related("vantage_points")
             .annotate(violation_count=segmentation.ViolationCount())
         )
+        return segmentation_writes.with_judging(rules)
 
     def perform_destroy(self, rule):
-        segmentation.remove_rule(self.request.user, rule)
+        segmentation_writes.remove_rule(self.request.user, rule)
 
 
 class SegmentationViolationSerializer(serializers.ModelSerializer):

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 
 from inventory import audit
 from inventory.baseline import entry_id, read_scoped, scoped_entry, sort_key
-from reach import segmentation
+from reach import segmentation_writes
 from reach.models import SegmentationRule, VantagePoint
 from reach.segmentation_choices import SegmentationMode
 
@@ -41,7 +41,8 @@ def entry_of(rule: SegmentationRule, vantage_names: list[str]) -> dict:
 
 
 def export_entries() -> list[dict]:
-    rules = SegmentationRule.objects.select_related("zone", "tag", "host__zone").prefetch_related("vantage_points")
+    rules = segmentation_writes.shown_rules().select_related("zone", "tag", "host__zone")
+    rules = rules.prefetch_related("vantage_points")
     return sorted((entry_of(rule, rule.vantage_names) for rule in rules), key=sort_key)
 
 
@@ -99,15 +100,15 @@ class Counts:
 
 
 def apply(wanted: list[Wanted], *, actor, keep_missing: bool, get_tag) -> Counts:
-    """Make the segmentation rules ``wanted`` (inside the import's transaction): audited, re-evaluated."""
+    """Make the segmentation rules ``wanted`` (inside the import's transaction): audited, queued for judging."""
     counts = Counts()
     existing = {
         rule.public_id: rule
+        # Those being removed too: one listed again is brought back, not made twice.
         for rule in SegmentationRule.objects.select_related("zone", "tag", "host__zone").prefetch_related(
             "vantage_points"
         )
     }
-    touched: list[SegmentationRule] = []
     for item in wanted:
         rule = item.rule
         if rule.tag is not None and rule.tag.pk is None:
@@ -122,12 +123,12 @@ def apply(wanted: list[Wanted], *, actor, keep_missing: bool, get_tag) -> Counts
                 "segmentation.create",
                 rule,
                 summary="baseline import",
-                after=segmentation.rule_snapshot(rule),
+                after=segmentation_writes.rule_snapshot(rule),
             )
             counts.created += 1
-            touched.append(rule)
-        elif entry_of(old, old.vantage_names) != item.entry:
-            before = segmentation.rule_snapshot(old)
+            segmentation_writes.queue_judgement(rule)
+        elif old.removing or entry_of(old, old.vantage_names) != item.entry:
+            before = segmentation_writes.rule_snapshot(old)
             rule.pk, rule.created_by_id, rule.created_at = old.pk, old.created_by_id, old.created_at
             rule.save()
             rule.vantage_points.set(item.vantage_points)
@@ -137,18 +138,16 @@ def apply(wanted: list[Wanted], *, actor, keep_missing: bool, get_tag) -> Counts
                 rule,
                 summary="baseline import",
                 before=before,
-                after=segmentation.rule_snapshot(rule),
+                after=segmentation_writes.rule_snapshot(rule),
             )
             counts.updated += 1
-            touched.extend([old, rule])
+            segmentation_writes.queue_judgement(rule, old)
         else:
             counts.unchanged += 1
     if not keep_missing:
         listed = {item.rule.public_id for item in wanted}
         for public_id, old in existing.items():
-            if public_id not in listed:
-                segmentation.remove_rule(actor, old, summary="baseline import")
+            if public_id not in listed and not old.removing:
+                segmentation_writes.remove_rule(actor, old, summary="baseline import")
                 counts.removed += 1
-    if touched:
-        segmentation.rule_changed(*touched)
     return counts

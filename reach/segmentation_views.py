@@ -10,7 +10,7 @@ from inventory import paging
 from inventory.models import AuditEntry
 from inventory.views import FilteredListView
 from portwatch.roles import Role, RoleRequiredMixin
-from reach import segmentation
+from reach import segmentation, segmentation_writes
 from reach.models import SegmentationRule, SegmentationViolation
 from reach.segmentation_forms import SegmentationRuleFilter, SegmentationRuleForm, SegmentationViolationFilter
 
@@ -19,9 +19,9 @@ RULE_PAGE_VIOLATIONS = 50
 
 
 def rules_with_scope():
-    return SegmentationRule.objects.select_related("zone", "tag", "host__zone", "created_by").prefetch_related(
-        "vantage_points"
-    )
+    """The rules shown (not those being removed), with their scope, and whether a worker is still judging them."""
+    rules = segmentation_writes.shown_rules().select_related("zone", "tag", "host__zone", "created_by")
+    return segmentation_writes.with_judging(rules.prefetch_related("vantage_points"))
 
 
 def violations_shown():
@@ -86,11 +86,11 @@ class SegmentationRuleCreateView(RoleRequiredMixin, CreateView):
     template_name = "reach/segmentation/rule_form.html"
 
     def form_valid(self, form):
-        self.object = segmentation.save_rule(self.request.user, form)
-        count = self.object.violations.count()
+        self.object = segmentation_writes.save_rule(self.request.user, form)
         messages.success(
             self.request,
-            f"Segmentation rule saved: {self.object}. {count} violation{'s' if count != 1 else ''} under it now.",
+            f"Segmentation rule saved: {self.object}. A worker is working out its violations; "
+            "this page shows them when it is done.",
         )
         return redirect(self.object)
 
@@ -109,11 +109,11 @@ class SegmentationRuleDeleteView(RoleRequiredMixin, View):
     def post(self, request, public_id):
         rule = get_object_or_404(rules_with_scope(), public_id=public_id)
         label = str(rule)
-        outcome = segmentation.remove_rule(request.user, rule)
+        segmentation_writes.remove_rule(request.user, rule)
         messages.success(
             request,
-            f"Segmentation rule removed: {label}. Its violations fell to the next rule or ended "
-            f"({outcome.kept} ended).",
+            f"Segmentation rule removed: {label}. It governs nothing from now; a worker lets its violations "
+            "fall to the next rule or end, then deletes it.",
         )
         return redirect("segmentation-rule-list")
 

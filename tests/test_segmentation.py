@@ -262,15 +262,15 @@ def test_a_rule_saved_already_expired_governs_nothing(dc1, office):
 
 def test_beat_applies_expiries_every_minute(dc1, office, settings):
     from portwatch.celery import app
-    from reach.tasks import expire_segmentation_rules
+    from reach.tasks import settle_segmentation_rules
 
-    entry = settings.CELERY_BEAT_SCHEDULE["reach-segmentation-expiry"]
+    entry = settings.CELERY_BEAT_SCHEDULE["reach-segmentation-rules"]
     assert entry["task"] in app.tasks and entry["schedule"] == 60
     rule = make_rule(Mode.DENY, [office], ports=POSTGRES, scope=RuleScope.ZONE, zone=dc1)
     look(office, {DB1: {POSTGRES: "open"}}, zone=dc1)
     # The clock reaches the rule's expiry (an update: a save would apply it itself).
     SegmentationRule.objects.filter(pk=rule.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    expire_segmentation_rules.apply()
+    settle_segmentation_rules.apply()
     assert violations() == set() and SegmentationRule.objects.get(pk=rule.pk).lapsed
 
 

@@ -10,6 +10,7 @@ from django.urls import reverse
 from inventory.models import AuditEntry, Host, Zone
 from inventory.ports import PortSet
 from reach.models import SegmentationRule, SegmentationViolation, VantagePoint
+from reach.tasks import settle_segmentation_rules
 from scans.models import Change
 from tests.factories import scan
 
@@ -28,6 +29,11 @@ def office():
 @pytest.fixture
 def app():
     return VantagePoint.objects.create(name="dc1-app")
+
+
+def work() -> None:
+    """What a worker does when a save nudges it (or beat's periodic task)."""
+    settle_segmentation_rules.apply()
 
 
 def rule_form(vantages, **fields):
@@ -51,11 +57,17 @@ def test_an_admin_writes_a_rule_and_its_violations_follow(client, admin, office)
     )
     rule = SegmentationRule.objects.get()
     assert response.status_code == 302 and response.url == rule.get_absolute_url()
-    assert set(SegmentationViolation.objects.values_list("host__address", "port")) == {(A, 5432)}
     entry = AuditEntry.objects.get(action="segmentation.create", object_id=str(rule.pk))
     assert entry.after["vantage_points"] == ["office-lan"] and entry.after["mode"] == "deny"
+    # Saved and audited at once; the violations are a worker's job, and the pages say it is not done.
+    assert not SegmentationViolation.objects.exists()
     page = client.get(rule.get_absolute_url()).content.decode()
-    assert "Its violations (1)" in page and A in page
+    assert "A worker is working out this rule's violations" in page
+    assert "being worked out" in client.get(reverse("segmentation-rule-list")).content.decode()
+    work()
+    assert set(SegmentationViolation.objects.values_list("host__address", "port")) == {(A, 5432)}
+    page = client.get(rule.get_absolute_url()).content.decode()
+    assert "Its violations (1)" in page and A in page and "A worker is working out" not in page
 
     # Edited to a network holding both hosts: B's port becomes a violation too.
     response = client.post(
@@ -63,6 +75,7 @@ def test_an_admin_writes_a_rule_and_its_violations_follow(client, admin, office)
         rule_form([office], scope="cidr", cidr="198.18.42.0/24", justification="still no databases"),
     )
     assert response.status_code == 302
+    work()
     assert set(SegmentationViolation.objects.values_list("host__address", "port")) == {(A, 5432), (B, 5432)}
     update = AuditEntry.objects.get(action="segmentation.update")
     assert (update.before["cidr"], update.after["cidr"]) == ("198.18.42.1/32", "198.18.42.0/24")
@@ -70,10 +83,14 @@ def test_an_admin_writes_a_rule_and_its_violations_follow(client, admin, office)
     listing = client.get(reverse("segmentation-rule-list")).content.decode()
     assert f'?rule={rule.public_id}">2</a>' in listing and "5432/tcp" in listing
 
-    # Removed: its violations end, each recorded as kept.
+    # Removed: hidden and governing nothing at once; a worker ends its violations (each recorded as
+    # kept) and deletes it.
     response = client.post(reverse("segmentation-rule-delete", args=[rule.public_id]))
-    assert response.status_code == 302 and not SegmentationRule.objects.exists()
-    assert not SegmentationViolation.objects.exists()
+    assert response.status_code == 302
+    assert client.get(rule.get_absolute_url()).status_code == 404
+    assert rule.get_absolute_url() not in client.get(reverse("segmentation-rule-list")).content.decode()
+    work()
+    assert not SegmentationRule.objects.exists() and not SegmentationViolation.objects.exists()
     assert Change.objects.filter(kind="segmentation_kept").count() == 2
     assert AuditEntry.objects.filter(action="segmentation.delete").exists()
     # The changes feed says which rule mode and from where; a rule's changes have no run.
@@ -205,6 +222,7 @@ def test_a_zone_rule_names_its_zone_and_the_pages_link_the_violations(client, ad
     dc1 = Zone.objects.create(name="dc1")
     scan(office, {A: {5432: "open"}}, probed=ALL_PORTS, zone=dc1)
     client.post(reverse("segmentation-rule-create"), rule_form([office], scope="zone", zone=str(dc1.pk)))
+    work()
     rule = SegmentationRule.objects.get()
     assert rule.scope_label == "zone dc1"
     listing = client.get(reverse("segmentation-rule-list")).content.decode()

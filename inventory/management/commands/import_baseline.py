@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from inventory.baseline import BaselineError, import_text
+from reach import segmentation_writes
 
 
 class Command(BaseCommand):
@@ -38,6 +39,9 @@ class Command(BaseCommand):
             segmentation = "Segmentation rules: not in the file, left as they are."
         else:
             segmentation = f"Segmentation rules: {result.segmentation}."
+            if not dry_run:
+                # Whoever runs the command waits for it: the violations are worked out here, not by a worker.
+                segmentation_writes.settle()
         self.stdout.write(
             f"{prefix}{result.created} created, {result.updated} updated, {result.removed} removed, "
             f"{result.unchanged} unchanged. {segmentation}"
