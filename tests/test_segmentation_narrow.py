@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from inventory.ports import PortSet
 from portwatch.roles import GROUP_NAMES, Role
-from reach import segmentation
+from reach import segmentation, segmentation_writes
 from reach.models import SegmentationRule, VantagePoint
 from tests.factories import scan
 from tests.phone import overflowing_pages
@@ -39,6 +39,8 @@ def world(db):
         {f"198.18.48.{n}": {5432: "open", 8443: "open"} for n in range(1, 8)},
         probed={"tcp": PortSet.parse("1-65535")},
     )
+    # Saved again, its judgement not yet done: the pages' longest notice shows.
+    segmentation_writes.queue_judgement(rule)
     user = User.objects.create(username="nora")
     user.groups.add(Group.objects.get(name=GROUP_NAMES[Role.ADMIN]))
     return rule
