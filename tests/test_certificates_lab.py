@@ -99,6 +99,9 @@ def test_a_certificate_swapped_between_two_scans_is_one_change_with_before_and_a
     tls.serve(address, PORT, new)
     second = rescan(target)
 
+    # The chunk's task delivered again (a worker lost before its ack): nothing more.
+    for chunk in second.chunks.all():
+        chunks.run_chunk(chunk.pk)
     changed = Change.objects.filter(kind=ChangeKind.CERTIFICATE_CHANGED)
     assert changed.count() == 1
     change = changed.get()
