@@ -37,6 +37,8 @@ class Certificate(models.Model):
     # RSA < 2048 bits or a SHA-1/MD5 signature (certs.parsing.CertificateFacts.weak_key).
     weak_key = models.BooleanField(default=False)
     pem = models.TextField()
+    # The subject and SANs, one a line: what the lists' search (?q=) reads.
+    names = models.TextField(blank=True, editable=False)
     first_seen = models.DateTimeField()
 
     class Meta:

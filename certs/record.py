@@ -154,6 +154,7 @@ def _certificates(facts: list[CertificateFacts], now: datetime) -> dict[str, Cer
             self_signed=fact.self_signed,
             weak_key=fact.weak_key,
             pem=fact.pem,
+            names="\n".join((fact.subject, *fact.sans)),
             first_seen=now,
         )
         for sha256, fact in wanted.items()

@@ -196,3 +196,43 @@ def _handshake(context: ssl.SSLContext, conn: socket.socket) -> None:
         pass
     finally:
         conn.close()
+
+
+def put_certificate(service, made: MadeCertificate, *, current: bool = True, now=None):
+    """A certificate on ``service`` straight into the database (pages and API tests; scans record them
+    through ``certs.record``); returns the Sighting."""
+    from django.utils import timezone
+
+    from certs.models import Certificate, Sighting
+    from certs.parsing import parse_pem
+
+    now = now or timezone.now()
+    facts = parse_pem(made.cert_pem.decode())
+    certificate, _ = Certificate.objects.get_or_create(
+        sha256=facts.sha256,
+        defaults={
+            "subject": facts.subject,
+            "issuer": facts.issuer,
+            "sans": list(facts.sans),
+            "serial": facts.serial,
+            "not_before": facts.not_before,
+            "not_after": facts.not_after,
+            "key_type": facts.key_type,
+            "key_bits": facts.key_bits,
+            "signature_algorithm": facts.signature_algorithm,
+            "signature_hash": facts.signature_hash,
+            "self_signed": facts.self_signed,
+            "weak_key": facts.weak_key,
+            "pem": facts.pem,
+            "names": "\n".join((facts.subject, *facts.sans)),
+            "first_seen": now,
+        },
+    )
+    return Sighting.objects.create(
+        service=service,
+        certificate=certificate,
+        current=current,
+        first_seen=now,
+        last_seen=now,
+        not_after=certificate.not_after,
+    )
