@@ -1,10 +1,14 @@
 """Certificates through nmap imports (no nmap needed), their changes, findings, and expiry alerts on a schedule."""
 
+import csv
 import html
+import json
 from datetime import timedelta
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from alerts.choices import ChannelKind
@@ -172,3 +176,41 @@ def test_certificate_changes_go_through_the_alert_rules(tmp_path):
 
     kinds = sorted(Notification.objects.values_list("changes__kind", flat=True))
     assert kinds == [ChangeKind.CERTIFICATE_CHANGED, ChangeKind.CERTIFICATE_EXPIRING]
+
+
+# --- manage.py certificates ---------------------------------------------------------------
+
+
+@pytest.fixture
+def two_ports(tmp_path):
+    import_file(nmap_file(tmp_path, make_certificate("soon.lab", days_left=5), name="a.xml"))
+    import_file(nmap_file(tmp_path, make_certificate("later.lab", days_left=90), address="127.77.200.2", name="b.xml"))
+
+
+def command(*args) -> str:
+    out = StringIO()
+    call_command("certificates", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def test_the_command_lists_expiring_soonest_first_and_narrows_by_days(two_ports):
+    lines = command().splitlines()
+    assert [line.split()[2] for line in lines] == ["127.77.200.1", "127.77.200.2"]
+    assert "CN=soon.lab" in lines[0] and "[expiring]" in lines[0] and "[ok]" in lines[1]
+    assert len(command("--expiring", "30").splitlines()) == 1
+
+
+def test_the_command_writes_csv_and_json(two_ports):
+    rows = list(csv.DictReader(StringIO(command("--format", "csv"))))
+    assert [row["subject"] for row in rows] == ["CN=soon.lab", "CN=later.lab"]
+    data = json.loads(command("--format", "json", "--finding", "expiring"))
+    assert [(item["address"], item["findings"]) for item in data] == [("127.77.200.1", "expiring")]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--zone", "nowhere"], "No such zone: nowhere"), (["--expiring", "-1"], "0 or more")],
+)
+def test_the_command_refuses_bad_arguments(two_ports, args, message):
+    with pytest.raises(CommandError, match=message):
+        command(*args)
