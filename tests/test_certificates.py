@@ -17,9 +17,12 @@ from certs import expiry
 from certs.choices import Finding
 from certs.models import Certificate, Sighting
 from inventory.models import Zone
+from reach.models import VantagePoint
+from scans import orders, queueing, remote
 from scans.choices import ChangeKind
 from scans.ingest.imports import import_scan_file
-from scans.models import Change
+from scans.models import Change, ScanChunk, ScanProfile, ScanTarget
+from scans.services import start_run
 from tests.tls_lab import make_certificate
 
 pytestmark = pytest.mark.django_db
@@ -48,8 +51,12 @@ def current(address=ADDRESS) -> Certificate:
     return Sighting.objects.get(service__host__address=address, current=True).certificate
 
 
-@pytest.mark.parametrize("on_disk", [True, False], ids=["file", "stream"])
-def test_an_imported_scan_records_the_certificate_and_a_swap_is_one_change(tmp_path, on_disk):
+@pytest.mark.parametrize(
+    ("on_disk", "parallel"), [(True, False), (True, True), (False, False)], ids=["file", "parallel", "stream"]
+)
+def test_an_imported_scan_records_the_certificate_and_a_swap_is_one_change(tmp_path, on_disk, parallel, settings):
+    if parallel:
+        settings.INGEST_PARALLEL_MIN_BYTES = 0  # parsed by other processes: the certificates are read again
     old, new = make_certificate("old.lab"), make_certificate("new.lab", sans=("new.lab",))
     first = import_file(nmap_file(tmp_path, old, name="a.xml"), on_disk=on_disk)
     assert current().sha256 == old.sha256
@@ -214,3 +221,33 @@ def test_the_command_writes_csv_and_json(two_ports):
 def test_the_command_refuses_bad_arguments(two_ports, args, message):
     with pytest.raises(CommandError, match=message):
         command(*args)
+
+
+def test_a_remote_scanners_result_carries_the_certificate_to_the_centre(tmp_path, monkeypatch):
+    """A zone whose home is a remote scanner (no database credentials): the certificate travels in its nmap XML."""
+    monkeypatch.setattr(queueing, "send_on_commit", lambda run, ids: None)
+    branch = Zone.objects.create(name="branch")
+    home = VantagePoint.objects.get(home_of=branch)  # made with the zone
+    home.remote = True
+    home.save()
+    target = ScanTarget.objects.create(
+        name="branch tls", zone=branch, targets=ADDRESS, ports="41443", profile=ScanProfile.objects.get(slug="tls")
+    )
+    run = start_run(target)
+    chunk = run.chunks.get()
+    ScanChunk.objects.filter(pk=chunk.pk).update(order_id="0f" * 16)
+    made = make_certificate("branch.lab")
+    body = {
+        "v": orders.VERSION,
+        "chunk": chunk.pk,
+        "vantage": home.name,
+        "order": "0f" * 16,
+        "scanner": "scanner-branch@box",
+        "addresses": [ADDRESS],
+        "xml": orders.pack(nmap_file(tmp_path, made).read_bytes()),
+    }
+
+    remote.accept_result(body, orders.sign(orders.RESULT, body, home.key))
+
+    sighting = Sighting.objects.get(current=True)
+    assert sighting.certificate.sha256 == made.sha256 and sighting.service.host.zone == branch
