@@ -19,8 +19,6 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Q
-
 from certs.models import Certificate, Sighting
 from certs.parsing import CertificateError, CertificateFacts, parse_pem
 from inventory.choices import PortState
@@ -55,15 +53,15 @@ def _record_batch(run, chunk, zone, now: datetime, batch: list[tuple[str, str, i
     if not facts:
         return Counter()
     hosts = dict(Host.objects.filter(zone=zone, address__in={key[0] for key in facts}).values_list("address", "pk"))
-    ports = Q()
-    for address, protocol, port in facts:
-        if address in hosts:
-            ports |= Q(host_id=hosts[address], protocol=protocol, port=port)
-    if not ports:
+    if not hosts:
         return Counter()
+    # Those hosts' open ports among those numbers (along the (host, protocol, port) index); the exact
+    # (address, protocol, port) pairs are picked below.
     services = {
         (service.host_id, service.protocol, service.port): service
-        for service in Service.objects.filter(ports, state=PortState.OPEN)
+        for service in Service.objects.filter(
+            host_id__in=hosts.values(), port__in={port for _, _, port in facts}, state=PortState.OPEN
+        )
     }
     seen: dict[int, tuple[Service, CertificateFacts]] = {}
     for (address, protocol, port), fact in facts.items():
@@ -73,15 +71,16 @@ def _record_batch(run, chunk, zone, now: datetime, batch: list[tuple[str, str, i
     if not seen:
         return Counter()
     certificates = _certificates([fact for _, fact in seen.values()], now)
+    # The port rows are where two ingests of one port (overlapping targets) meet: locked in one order,
+    # each reads the current certificates only once the other has committed its own.
+    list(Service.objects.select_for_update().filter(pk__in=seen).order_by("pk").values_list("pk", flat=True))
     current = {
         sighting.service_id: sighting
-        for sighting in Sighting.objects.select_for_update()
-        .filter(service_id__in=seen, current=True)
-        .select_related("certificate")
+        for sighting in Sighting.objects.filter(service_id__in=seen, current=True).select_related("certificate")
     }
     known = {
         (sighting.service_id, sighting.certificate_id): sighting
-        for sighting in Sighting.objects.select_for_update().filter(
+        for sighting in Sighting.objects.filter(
             service_id__in=seen, certificate_id__in=[certificate.pk for certificate in certificates.values()]
         )
     }
