@@ -13,9 +13,15 @@ from inventory.models import Zone
 
 class CertificateFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Subject or name contains")
-    finding = django_filters.ChoiceFilter(choices=Finding.choices, method="by_finding", empty_label="any")
+    finding = django_filters.ChoiceFilter(
+        choices=Finding.choices, method="by_finding", empty_label="any", label="Finding"
+    )
     zone = django_filters.ModelChoiceFilter(
-        queryset=Zone.objects.all(), to_field_name="name", field_name="service__host__zone", empty_label="all zones"
+        queryset=Zone.objects.all(),
+        to_field_name="name",
+        field_name="service__host__zone",
+        empty_label="all zones",
+        label="Zone",
     )
 
     class Meta:
