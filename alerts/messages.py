@@ -58,6 +58,12 @@ class Line:
     def service(self) -> str:
         state = self.after or self.before or {}
         parts = [state.get("name"), state.get("product"), state.get("version")]
+        if state.get("fingerprint"):
+            # A certificate change or reminder (certs): which certificate, and until when.
+            parts = [
+                f"certificate {state.get('subject') or '(no subject)'}",
+                f"until {str(state.get('not_after'))[:10]}",
+            ]
         if state.get("addresses") is not None:
             # A listener change (the host's own report): the process and where it listens.
             where = ", ".join("every address" if address == "*" else str(address) for address in state["addresses"])

@@ -102,3 +102,8 @@ def _json(rows: Iterable, to_row) -> Iterator[str]:
         yield ("" if first else ",\n") + json.dumps(to_row(item), cls=DjangoJSONEncoder)
         first = False
     yield "]\n"
+
+
+# For commands that write an export to standard output (certs' ``certificates``).
+csv_lines = _csv
+json_lines = _json

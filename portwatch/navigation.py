@@ -27,6 +27,7 @@ GROUPS: list[tuple[str, list[Link]]] = [
             Link("Hosts", "host-list"),
             Link("Ports", "port-list"),
             Link("Exposure", "exposure-matrix"),
+            Link("Certificates", "certificate-list"),
             Link("Zones", "zone-list"),
             Link("Vantage points", "vantage-list"),
             Link("Tags", "assignment-list"),

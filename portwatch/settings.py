@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "alerts",
     "tallies",
     "listeners",
+    "certs",
     "accounts",
 ]
 
@@ -343,6 +344,13 @@ IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 100 * 1024 * 1024, minimum=1024)
 LISTENER_REPORT_MAX_AGE_HOURS = env_int("LISTENER_REPORT_MAX_AGE_HOURS", 24, minimum=1)
 # Largest host report an upload or the API accepts, in bytes.
 LISTENER_REPORT_MAX_BYTES = env_int("LISTENER_REPORT_MAX_BYTES", 16 * 1024 * 1024, minimum=1024)
+# Certificates (certs): one expiring within this many days is a finding, and
+# its alert (certificate_expiring, then certificate_expired) repeats every
+# CERT_EXPIRY_REPEAT_DAYS per port and certificate, not on every scan.
+CERT_EXPIRY_WARN_DAYS = env_int("CERT_EXPIRY_WARN_DAYS", 30, minimum=1, maximum=3650)
+CERT_EXPIRY_REPEAT_DAYS = env_int("CERT_EXPIRY_REPEAT_DAYS", 7, minimum=1, maximum=3650)
+# How often beat looks for certificates due an expiry alert (seconds).
+CERT_EXPIRY_CHECK_SECONDS = env_int("CERT_EXPIRY_CHECK_SECONDS", 3600, minimum=60)
 # How often beat asks the scheduler for due scans (seconds).
 SCHEDULER_TICK_SECONDS = env_int("SCHEDULER_TICK_SECONDS", 10, minimum=1)
 # Workers write a row this often; the health check calls one silent for 3 periods dead.
@@ -462,6 +470,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "listeners.tasks.judge_scanned_hosts",
         "schedule": 300.0,
         "options": {"expires": 300.0},
+    },
+    # Certificates expiring or expired: a change per port and certificate every
+    # CERT_EXPIRY_REPEAT_DAYS at most (certs.expiry).
+    "certs-expiry": {
+        "task": "certs.tasks.record_expiry",
+        "schedule": float(CERT_EXPIRY_CHECK_SECONDS),
+        "options": {"expires": float(CERT_EXPIRY_CHECK_SECONDS)},
     },
     # A tick that waited longer than one period is dropped: the next does its work.
     "scans-tick": {

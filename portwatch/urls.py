@@ -18,6 +18,7 @@ urlpatterns = [
     path("", include("reach.urls")),
     path("", include("reach.segmentation_urls")),
     path("", include("listeners.urls")),
+    path("", include("certs.urls")),
     path("", include("accounts.urls")),
     path("api/", include("portwatch.api.urls", namespace="api")),
 ]

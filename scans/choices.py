@@ -112,10 +112,19 @@ class ChangeKind(models.TextChoices):
     LISTENER_ADDED = "listener_added", "listener added"
     LISTENER_REMOVED = "listener_removed", "listener removed"
     LISTENER_REBOUND = "listener_rebound", "listener rebound"
+    # The certificate behind a TLS port (certs): another one than the port
+    # had (before and after: fingerprint, subject, not after), recorded by
+    # the scan that saw it; expiring or expired, recorded with no run by
+    # beat, once per CERT_EXPIRY_REPEAT_DAYS per port and certificate.
+    CERTIFICATE_CHANGED = "certificate_changed", "certificate changed"
+    CERTIFICATE_EXPIRING = "certificate_expiring", "certificate expiring"
+    CERTIFICATE_EXPIRED = "certificate_expired", "certificate expired"
 
 
 SEGMENTATION_KINDS = (ChangeKind.SEGMENTATION_VIOLATED, ChangeKind.SEGMENTATION_KEPT)
 LISTENER_KINDS = (ChangeKind.LISTENER_ADDED, ChangeKind.LISTENER_REMOVED, ChangeKind.LISTENER_REBOUND)
+
+CERTIFICATE_KINDS = (ChangeKind.CERTIFICATE_CHANGED, ChangeKind.CERTIFICATE_EXPIRING, ChangeKind.CERTIFICATE_EXPIRED)
 
 HOST_CHANGE_KINDS = frozenset({ChangeKind.HOST_DISCOVERED, ChangeKind.HOST_UNREACHABLE, ChangeKind.HOST_RETURNED})
 

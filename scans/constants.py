@@ -18,6 +18,10 @@ NSE_SCRIPT_ALLOWLIST = {
 }
 # Longest script output kept per script and port.
 SCRIPT_OUTPUT_MAX = 2_000
+# Longest PEM certificate ssl-cert's structured output may carry (characters):
+# a 4096-bit RSA certificate with many SANs is about 3 KB; anything longer is
+# not read (the port simply has no certificate recorded).
+CERTIFICATE_PEM_MAX = 16_384
 # Largest nmap XML file an import accepts (bytes).
 DEFAULT_IMPORT_MAX_BYTES = 100 * 1024 * 1024
 # Longest error text kept from nmap's stderr.

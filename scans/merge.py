@@ -109,10 +109,16 @@ class HostMerge:
             held_rank, held_port, scripts = held
             if rank > held_rank:
                 scripts = {**dict(port.scripts), **scripts} if port.scripts else scripts
+                kept = held_port.certificate
                 held_rank, held_port = rank, port
+                if kept and not port.certificate:
+                    held_port = port._replace(certificate=kept)
             else:
                 for script, output in port.scripts:
                     scripts.setdefault(script, output)
+                if port.certificate and not held_port.certificate:
+                    # Like a script output: the other entry's certificate, when this one has none.
+                    held_port = held_port._replace(certificate=port.certificate)
             while len(scripts) > MERGED_SCRIPTS_MAX:
                 scripts.pop(next(reversed(scripts)))
             self._ports[key] = (held_rank, held_port, scripts)

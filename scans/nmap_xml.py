@@ -75,7 +75,7 @@ from defusedxml.ElementTree import DefusedXMLParser
 from inventory.choices import PortState, Protocol
 from inventory.constants import HOSTNAME_MAX_LENGTH, PORT_MAX, PORT_MIN, SERVICE_TEXT_MAX_LENGTH
 from inventory.ports import PortSet, PortSpecError
-from scans.constants import SCRIPT_OUTPUT_MAX
+from scans.constants import CERTIFICATE_PEM_MAX, SCRIPT_OUTPUT_MAX
 
 # nmap's state words, folded into what PortWatch believes (see PortState);
 # plain strings, which are cheaper than enum members on this hot path.
@@ -141,6 +141,10 @@ class PortObservation(NamedTuple):
     identified: bool = False
     # (script id, output) of the NSE scripts that ran on the port.
     scripts: tuple[tuple[str, str], ...] = ()
+    # The PEM certificate of ssl-cert's structured output (``<elem
+    # key="pem">``), bounded; "" when the script did not run or gave none.
+    # Parsed by ``certs.parsing``, not here: the reader stays cheap.
+    certificate: str = ""
 
 
 # A PortObservation from a tuple of all its fields, without the named tuple's
@@ -525,6 +529,7 @@ def _read_host(element) -> HostObservation:
         raw_state = ""
         service = None
         scripts = None
+        certificate = ""
         for child in port:
             tag = child.tag
             if tag == "state":
@@ -535,13 +540,17 @@ def _read_host(element) -> HostObservation:
                 if scripts is None:
                     scripts = []
                 scripts.append((_text(child.get("id"), 64), _text(child.get("output", ""), SCRIPT_OUTPUT_MAX)))
+                if child.get("id") == "ssl-cert":
+                    certificate = _certificate_pem(child)
         state = _STATE.get(raw_state, _UNKNOWN)
         if state is None:
             continue  # unfiltered: says nothing about open or closed
         if state is _UNKNOWN:
             raise NmapXmlError(f"Port {number}/{protocol} of {address} has an unknown state {raw_state[:20]!r}.")
         if service is None:
-            observations.append(_new_port((protocol, number, state, "", "", "", "", False, tuple(scripts or ()))))
+            observations.append(
+                _new_port((protocol, number, state, "", "", "", "", False, tuple(scripts or ()), certificate))
+            )
             continue
         attributes = service.attrib
         name = attributes.get("name", "")
@@ -560,6 +569,7 @@ def _read_host(element) -> HostObservation:
                     _text(extrainfo, SERVICE_TEXT_MAX_LENGTH) if extrainfo else "",
                     attributes.get("method") == "probed",
                     tuple(scripts) if scripts else (),
+                    certificate,
                 )
             )
         )
@@ -609,8 +619,24 @@ def _read_masscan_host(element) -> HostObservation:
         name, scripts = "", ()
         if service is not None:
             name, scripts = masscan_banner(service.get("name", ""), service.get("banner", ""))
-        observations.append(_new_port((protocol, number, PortState.OPEN.value, name, "", "", "", False, scripts)))
+        observations.append(_new_port((protocol, number, PortState.OPEN.value, name, "", "", "", False, scripts, "")))
     return HostObservation(address, True, (), tuple(observations))
+
+
+def _certificate_pem(script) -> str:
+    """The PEM text of an ssl-cert ``<script>`` (its top-level ``<elem key="pem">``), or "".
+
+    Only the shape is checked here (bounded, PEM armour); ``certs.parsing``
+    decides whether it is a certificate. Too long: not read at all, rather
+    than cut into something that cannot parse.
+    """
+    for elem in script:
+        if elem.tag == "elem" and elem.get("key") == "pem":
+            text = (elem.text or "").strip()
+            if len(text) > CERTIFICATE_PEM_MAX or not text.startswith("-----BEGIN CERTIFICATE-----"):
+                return ""
+            return _text(text, CERTIFICATE_PEM_MAX)
+    return ""
 
 
 def masscan_banner(kind: str, banner: str) -> tuple[str, tuple[tuple[str, str], ...]]:

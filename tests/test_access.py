@@ -174,6 +174,7 @@ MATRIX = [
     ("exposure-cell", "get", Role.VIEWER, "vantage"),
     ("listener-upload", "get", Role.REVIEWER, None),
     ("listener-upload", "post", Role.REVIEWER, None),
+    ("certificate-list", "get", Role.VIEWER, None),
     ("lockout-list", "get", Role.ADMIN, None),
     ("lockout-unlock", "post", Role.ADMIN, None),
 ]

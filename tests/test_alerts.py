@@ -82,7 +82,7 @@ def due_now():
 
 def test_without_a_channel_the_default_rules_write_nothing():
     observe({A: [22]})
-    assert AlertRule.objects.filter(built_in=True).count() == 8
+    assert AlertRule.objects.filter(built_in=True).count() == 9
     assert not Notification.objects.exists()
 
 

@@ -20,6 +20,7 @@ from reach.models import SegmentationRule, VantagePoint
 from scans.models import Change, ScanProfile, ScanRun, ScanTarget, ScopeRule
 from tests.conftest import make_user
 from tests.factories import observe
+from tests.tls_lab import make_certificate, put_certificate
 
 pytestmark = pytest.mark.django_db
 
@@ -117,6 +118,9 @@ MATRIX = {
     ("host-report-list", "get"): V,
     ("host-report-list", "post"): R,
     ("host-listeners-detail", "get"): V,
+    # Certificates: read by everyone, as on their page; nothing to write.
+    ("certificate-list", "get"): V,
+    ("certificate-detail", "get"): V,
     ("token-list", "get"): A,
     ("token-list", "post"): A,
     ("token-detail", "delete"): A,
@@ -199,6 +203,7 @@ def objects(db):
         "scope-rule": {"pk": ScopeRule.objects.create(network="198.18.0.0/15", action="allow", reason="lab").pk},
         "vantage-point": {"name": office.name},
         "host-listeners": {"public_id": host.public_id},
+        "certificate": {"id": put_certificate(Service.objects.get(), make_certificate("api.lab")).public_id},
     }
 
 

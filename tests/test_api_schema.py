@@ -26,7 +26,7 @@ from rest_framework.authtoken.models import Token
 
 from alerts.choices import ChannelKind, NotificationStatus
 from alerts.models import Channel, Mute, Notification
-from inventory.models import PortRule, Zone
+from inventory.models import PortRule, Service, Zone
 from portwatch.roles import Role
 from reach import segmentation
 from reach.models import SegmentationRule, VantagePoint
@@ -34,6 +34,7 @@ from scans.models import ScanProfile, ScanRun, ScanTarget, ScopeRule
 from tests.conftest import make_user
 from tests.factories import observe
 from tests.test_api_access import MATRIX
+from tests.tls_lab import make_certificate, put_certificate
 
 FUZZ_SEED = int(os.environ.get("PORTWATCH_FUZZ_SEED", "7"))
 FUZZ_EXAMPLES = int(os.environ.get("PORTWATCH_FUZZ_EXAMPLES", "10"))
@@ -105,6 +106,15 @@ def test_the_schema_documents_segmentation_rules_and_violations():
     assert {"vantage", "zone", "rule", "cursor", "page_size"} <= filters
 
 
+def test_the_schema_documents_certificates_with_their_filters():
+    schema, _ = generate_schema()
+    paths = schema["paths"]
+    assert set(paths["/api/certificates/"]) == {"get"}
+    assert set(paths["/api/certificates/{id}/"]) == {"get"}
+    filters = {p["name"] for p in paths["/api/certificates/"]["get"]["parameters"]}
+    assert {"finding", "zone", "q", "host", "port", "cursor", "page_size"} <= filters
+
+
 def _names_only_resolve_to_loopback(real):
     """Channel forms resolve webhook host names: a fuzzed name must not reach a DNS server."""
 
@@ -152,6 +162,7 @@ def fuzz_world(transactional_db, monkeypatch):
     )
     segmentation_rule.vantage_points.set([VantagePoint.objects.create(name="office-lan")])
     segmentation.rule_changed(segmentation_rule)
+    put_certificate(Service.objects.get(host__address="127.66.0.1", port=80), make_certificate("fuzz.lab"))
     # Runs and notifications are queued on the test's Redis for real; no worker runs here,
     # so nothing is scanned or sent. Names must not reach a DNS server:
     monkeypatch.setattr(socket, "getaddrinfo", _names_only_resolve_to_loopback(socket.getaddrinfo))

@@ -23,6 +23,7 @@ from scans.models import ScanProfile, ScanRun, ScanTarget
 from tests.factories import observe
 from tests.phone import WIDTH, overflowing_pages, shoot
 from tests.test_browser import CHROMIUM, SCREENSHOT_DIR
+from tests.tls_lab import make_certificate, put_certificate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,6 +52,11 @@ def world(db):
     Notification.objects.create(channel=channel, dedupe_key="n1", status=NotificationStatus.FAILED, last_error=LONG)
     AlertRule.objects.create(name="Redis opened anywhere in production")
     Mute.objects.create(ends_at=timezone.now() + timezone.timedelta(hours=1), reason="maintenance window " * 4)
+    # A certificate on 443 whose names a host chose (long, no spaces): the Certificates page and the port page.
+    put_certificate(
+        Host.objects.get(address="198.18.60.1").services.get(port=443),
+        make_certificate("web-1.payments.internal", days_left=12, sans=(LONG, f"www.{LONG}"), rsa_bits=1024),
+    )
     user = User.objects.create(username="nora")
     user.groups.add(Group.objects.get(name=GROUP_NAMES[Role.ADMIN]))
     return target
@@ -68,7 +74,7 @@ def _pages(target) -> dict:
             "target-create", "change-list", "run-list", "profile-list", "profile-create", "scope", "import",
             "notification-list", "channel-list", "channel-create", "alert-rule-list", "alert-rule-create",
             "mute-list", "mute-create", "listener-upload", "password_change", "api-token", "lockout-list",
-            "vantage-list", "exposure-matrix", "segmentation-rule-list", "personal-settings",
+            "vantage-list", "exposure-matrix", "segmentation-rule-list", "personal-settings", "certificate-list",
         )
     }  # fmt: skip
     pages.update(

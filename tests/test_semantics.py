@@ -26,6 +26,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from certs.models import Sighting
 from inventory.choices import HostStatus, PortState
 from inventory.models import Host, Service, Zone
 from inventory.ports import PortSet
@@ -173,6 +174,19 @@ TABLE = [
         {(K.EXPOSURE_CLOSED, A, 22)},
         views={(A, 22, "office-lan"): "closed", (A, 22, "dmz"): "open"},
     ),
+    # --- certificates behind TLS ports (nmap's ssl-cert; the files are the real scan in
+    # fixtures/nmap/lab_tls_ssl_cert.xml with its address and certificate replaced)
+    # another certificate on an open port -> certificate_changed (before and after)
+    Row("certificate_changed", {(K.CERTIFICATE_CHANGED, A, 41443)}, {(A, 41443): "open"}),
+    # a port's first certificate is an enrichment, not a change
+    Row("certificate_first_seen_is_not_a_change", set(), {(A, 41443): "open"}),
+    # another vantage point's scan sees another certificate: the inventory's port keeps its own
+    Row(
+        "certificate_seen_from_elsewhere_changes_nothing",
+        {(K.EXPOSURE_OPENED, A, 41443)},
+        {(A, 41443): "open"},
+        views={(A, 41443, "office-lan"): "open"},
+    ),
     # nmap by two names resolving to A lists A twice: merged, each change once
     Row(
         "nmap_lists_one_address_twice",
@@ -238,6 +252,22 @@ def test_semantics_table(row: Row, engine):
         for view in PortView.objects.select_related("host", "vantage")
     }
     assert views == row.views
+
+
+@pytest.mark.parametrize(
+    ("scenario", "current"),
+    [
+        ("certificate_changed", "02.xml"),
+        ("certificate_first_seen_is_not_a_change", "02.xml"),
+        ("certificate_seen_from_elsewhere_changes_nothing", "01.xml"),
+    ],
+)
+def test_the_certificate_rows_leave_the_certificate_the_home_saw_current(scenario, current, engine):
+    import_all(scenario_files(scenario), engine)
+
+    (sighting,) = Sighting.objects.filter(service__host__address=A, service__port=41443, current=True)
+    (host,) = NmapXmlReader(open(SCENARIOS / scenario / current, "rb")).hosts()  # noqa: SIM115
+    assert sighting.certificate.pem == host.ports[0].certificate
 
 
 def test_a_port_that_keeps_toggling_is_marked_flapping(engine, settings):

@@ -12,6 +12,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from alerts.api import register as register_alerts
+from certs.api import register as register_certs
 from inventory.api import register as register_inventory
 from listeners.api import register as register_listeners
 from portwatch.account import TokenAdminViewSet
@@ -70,6 +71,7 @@ register_reach(router)
 register_segmentation(router)
 register_matrix(router)
 register_listeners(router)
+register_certs(router)
 router.register("tokens", TokenAdminViewSet, basename="token")
 
 urlpatterns = [

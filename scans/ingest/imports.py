@@ -30,7 +30,7 @@ from django.utils import timezone
 from inventory import audit
 from scans.choices import ChunkStatus, RunStatus, Scanner, Trigger
 from scans.ingest.diff import Coverage
-from scans.ingest.entry import IngestSummary, ingest, ingest_file
+from scans.ingest.entry import IngestSummary, ingest, ingest_file, source_certificates
 from scans.models import ScanChunk, ScanRun
 from scans.nmap_xml import HostListedTwice, NmapRunInfo, NmapXmlReader
 from scans.scanfiles import ScanFile, merged_hosts, open_scan_file
@@ -106,13 +106,27 @@ def _ingest_nmap(
     attempt = transaction.savepoint()
     try:
         if path is not None:
-            return ingest_file(run=run, chunk=chunk, zone=zone, path=path, now=observed_at, observed_at=observed_at)
+            return ingest_file(
+                run=run,
+                chunk=chunk,
+                zone=zone,
+                path=path,
+                now=observed_at,
+                observed_at=observed_at,
+                certificates=source_certificates(source),
+            )
         source.seek(0)
         reader = NmapXmlReader(source)
         # Hosts nmap lists as down are observations too; no address is silent.
         coverage = Coverage(frozenset(), reader.info.probed, complete=True, observed_at=observed_at)
         summary = ingest(
-            run=run, chunk=chunk, zone=zone, coverage=coverage, observations=reader.hosts(), now=observed_at
+            run=run,
+            chunk=chunk,
+            zone=zone,
+            coverage=coverage,
+            observations=reader.hosts(),
+            now=observed_at,
+            certificates=source_certificates(source),
         )
         return summary, reader.info
     except HostListedTwice:
@@ -120,7 +134,15 @@ def _ingest_nmap(
     hosts = merged_hosts(scan_file)
     info = scan_file.info
     coverage = Coverage(frozenset(), info.probed, complete=True, observed_at=observed_at)
-    summary = ingest(run=run, chunk=chunk, zone=zone, coverage=coverage, observations=hosts, now=observed_at)
+    summary = ingest(
+        run=run,
+        chunk=chunk,
+        zone=zone,
+        coverage=coverage,
+        observations=hosts,
+        now=observed_at,
+        certificates=source_certificates(source),
+    )
     return summary, info
 
 

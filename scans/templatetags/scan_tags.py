@@ -8,7 +8,7 @@ from django.utils.safestring import mark_safe
 from inventory.templatetags.badges import risk_badge
 from inventory.templatetags.rows import when
 from reach.models import VantagePoint
-from scans.choices import LISTENER_KINDS
+from scans.choices import CERTIFICATE_KINDS, LISTENER_KINDS
 from scans.targets import parse_target, parse_targets
 
 register = template.Library()
@@ -58,6 +58,14 @@ def change_state(state):
             addresses,
             process,
         )
+    if "fingerprint" in state:
+        # A certificate change (certs): its subject, end and fingerprint, as the scanned host served them.
+        return format_html(
+            '{} <span class="muted">until {} · {}…</span>',
+            state.get("subject") or "(no subject)",
+            str(state.get("not_after") or "")[:10],
+            str(state["fingerprint"])[:16],
+        )
     parts = []
     for key in ("state", "status"):
         if state.get(key):
@@ -91,6 +99,9 @@ def _change_row(context, change, show_run: bool, vantages: dict) -> str:
     run = ""
     if show_run and change.run is None and change.kind in LISTENER_KINDS:
         run = mark_safe('<td><span class="muted">the host\'s report</span></td>')
+    elif show_run and change.run is None and change.kind in CERTIFICATE_KINDS:
+        # An expiry reminder (certs.expiry): beat's, on a schedule.
+        run = mark_safe('<td><span class="muted">expiry check</span></td>')
     elif show_run and change.run is None:
         # It follows from a rule (reach.segmentation), not from a scan.
         run = mark_safe('<td><span class="muted">a rule</span></td>')

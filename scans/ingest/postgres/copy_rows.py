@@ -83,7 +83,7 @@ def copy_rows(observation: HostObservation) -> str:
         else:
             ranges.extend((protocol, state, low, high) for low, high in ports.ranges)
     protocols, numbers, states, names, rich = [], [], [], [], []
-    for protocol, number, state, name, product, version, extrainfo, identified, scripts in observation.ports:
+    for protocol, number, state, name, product, version, extrainfo, identified, scripts, _pem in observation.ports:
         plain = _PLAIN_NAMES.get(name)
         if plain is None:
             plain = _plain_name(name)
