@@ -67,6 +67,7 @@ _SEED_MIGRATIONS = [
     "inventory.migrations.0011_builtin_risk_rules",
     "scans.migrations.0002_builtin_profiles",
     "scans.migrations.0004_default_scope",
+    "scans.migrations.0017_fast_discovery",
     "alerts.migrations.0002_default_rules",
     "alerts.migrations.0005_segmentation_rule_and_home_only_host_rules",
     "alerts.migrations.0006_listener_bind_scopes",
