@@ -7,9 +7,10 @@ import re
 from unittest import mock
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from inventory.models import Zone
+from inventory.models import AuditEntry, Zone
 from reach.models import VantagePoint
 from scans import chunks, discovery, services
 from scans.choices import AttemptOutcome, ChunkStatus, ChunkStep, ProfileKind, RunStatus
@@ -324,3 +325,16 @@ def test_a_target_scanned_from_a_remote_vantage_point_cannot_use_fast_discovery(
     assert response.status_code == 200
     assert "office-lan is scanned by a remote scanner" in " ".join(response.context["form"].errors["profile"])
     assert not ScanTarget.objects.exists()
+
+
+def test_the_command_adds_a_fast_discovery_profile_and_refuses_a_bad_one(settings, capsys):
+    settings.MASSCAN_MAX_RATE = 20_000
+    with pytest.raises(CommandError, match=r"masscan_rate: 30,000 packets/s is above the ceiling of 20,000"):
+        call_command("profile", "add", "sweep", "--name", "Sweep", "--kind", "fast_discovery", "--rate", "30000")
+    assert not ScanProfile.objects.filter(slug="sweep").exists()
+    call_command("profile", "add", "sweep", "--name", "Sweep", "--kind", "fast_discovery", "--rate", "20000")
+    profile = ScanProfile.objects.get(slug="sweep")
+    assert (profile.kind, profile.port_scope, profile.masscan_rate) == (ProfileKind.FAST_DISCOVERY, "all", 20_000)
+    assert AuditEntry.objects.filter(action="profile.create").exists()
+    call_command("profile", "list")
+    assert "Fast discovery (masscan sweeps, nmap confirms), 20000 packets/s, live hosts only" in capsys.readouterr().out
