@@ -10,16 +10,19 @@ masscan 1.3.2 may never exit on its own once its scan is over: its receive
 thread waits for one more packet, and its status line counts the wait down
 past zero ("waiting -7-secs", robertdavidgraham/masscan#144, #813). So once
 the status says its wait for late answers is over, the runner interrupts it
-(SIGINT, as its author advises; its results are written by then) and counts
-the scan as finished. A masscan stopped on cancel or at the time limit is
+(SIGINT, as its author advises) and counts the scan as finished; if its
+receive thread still hangs, a packet on its interface lets it end and write
+its results (``_Nudger``). A masscan stopped on cancel or at the time limit is
 killed and counts as nothing.
 """
 
+import ipaddress
 import logging
 import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +108,7 @@ def run_masscan(
             cwd=workdir,  # its resume file (paused.conf), if it writes one, stays in the chunk's directory
         )
         stopped = waited_out = False
+        nudger = _Nudger(binary, targets, workdir / f"{name}-nudge")
         try:
             while True:
                 try:
@@ -119,11 +123,63 @@ def run_masscan(
                     if waited_out or _wait_is_over(stderr_path):
                         waited_out = True
                         _interrupt(process)
+                        nudger.nudge()
         except BaseException:
             kill_group(process)
             raise
+        finally:
+            nudger.stop()
     stderr = stderr_path.read_text(errors="replace").replace("\r", "\n")[-ERROR_TEXT_MAX:]
     return MasscanResult(process.returncode, output_path, stderr.strip(), stopped=stopped, waited_out=waited_out)
+
+
+class _Nudger:
+    """Puts one packet on masscan's interface when its receive thread will not end.
+
+    Interrupted, masscan still waits for its receive thread, which sits in a
+    blocking read of the interface until a packet shows there (on a quiet
+    link: seconds to minutes, its results unwritten until then; killing it
+    loses them). A second masscan, started through the same MASSCAN_PATH (so
+    on the same interface, in the same namespace), sending one ICMP echo to
+    the first address this run swept anyway, is such a packet. It is killed
+    as soon as the sweep ends; its own output is not read.
+    """
+
+    # Started with the first interrupt (a nudger takes a second or two to send its
+    # packet), then again every EVERY_SECONDS until the sweep ends.
+    EVERY_SECONDS = 2.0
+
+    def __init__(self, binary: str, targets: list[str], workdir: Path):
+        self.binary, self.targets, self.workdir = binary, targets, workdir
+        self.last: float | None = None
+        self.process: subprocess.Popen | None = None
+
+    def nudge(self) -> None:
+        now = time.monotonic()
+        if not self.targets:
+            return
+        if self.last is not None and now - self.last < self.EVERY_SECONDS:
+            return
+        self.stop()
+        self.last = now
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        target = self.workdir / "target.txt"
+        target.write_text(f"{ipaddress.ip_network(self.targets[0], strict=False).network_address}\n")
+        argv = [self.binary, "--ping", "--rate", "10", "--wait", "0", "--includefile", str(target)]
+        self.process = subprocess.Popen(  # noqa: S603 - fixed options, an address the sweep probes anyway
+            [*argv, "-oL", str(self.workdir / "nudge.txt")],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - prefork children are single-threaded here
+            cwd=self.workdir,
+        )
+
+    def stop(self) -> None:
+        if self.process is not None:
+            kill_group(self.process)
+            self.process = None
 
 
 def _wait_is_over(stderr_path: Path) -> bool:

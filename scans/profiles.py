@@ -97,7 +97,7 @@ def masscan_options(profile, ports: PortSet | None, *, max_rate: int, wait: int)
 
     ``discovery`` (empty when the profile sweeps every address) finds the live
     hosts: ICMP echo and a SYN to MASSCAN_DISCOVERY_PORTS, where a reset counts
-    as an answer (``--show closed``). ``sweep`` probes the ports. Targets,
+    as an answer (``--show closed``), each sent twice. ``sweep`` probes the ports. Targets,
     exclusions and output files are added by ``scans.masscan_runner``; every
     word here is a fixed flag or a number or port list written by code.
     """
@@ -108,7 +108,12 @@ def masscan_options(profile, ports: PortSet | None, *, max_rate: int, wait: int)
     swept = ports or PortSet.all_ports()
     discovery = []
     if profile.discover_hosts:
-        discovery = ["--ping", "-p", str(PortSet.parse(MASSCAN_DISCOVERY_PORTS)), "--show", "closed", *timing]
+        # Each discovery probe is sent twice, a second apart: a host whose probes were all
+        # lost in a burst would not be swept at all (seen at high rates in the lab).
+        discovery = [
+            *("--ping", "-p", str(PortSet.parse(MASSCAN_DISCOVERY_PORTS)), "--show", "closed", "--retries", "1"),
+            *timing,
+        ]
     return {"discovery": discovery, "sweep": ["-p", str(swept), *timing]}
 
 

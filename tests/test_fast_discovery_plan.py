@@ -46,7 +46,7 @@ def test_the_builtin_profile_sweeps_all_tcp_ports_of_live_hosts_and_confirms_wit
     profile = ScanProfile.objects.get(slug="fast-discovery")
     options = masscan_options(profile, None, max_rate=10_000, wait=3)
     assert options == {
-        "discovery": ["--ping", "-p", "80,443", "--show", "closed", "--rate", "1000", "--wait", "3"],
+        "discovery": ["--ping", "-p", "80,443", "--show", "closed", "--retries", "1", "--rate", "1000", "--wait", "3"],
         "sweep": ["-p", "1-65535", "--rate", "1000", "--wait", "3"],
     }
     assert confirm_options(profile, privileged=True, host_timeout=60) == [
@@ -66,7 +66,7 @@ def test_a_ceiling_lowered_after_the_profile_was_saved_still_holds(settings):
     settings.MASSCAN_MAX_RATE = 500
     run = start(target(profile))
     assert run.masscan_options["sweep"][2:4] == ["--rate", "500"]
-    assert run.masscan_options["discovery"][5:7] == ["--rate", "500"]
+    assert run.masscan_options["discovery"][7:9] == ["--rate", "500"]
 
 
 def test_no_user_text_reaches_masscan_only_code_written_words(settings):
