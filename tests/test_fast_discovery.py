@@ -8,6 +8,7 @@ import subprocess
 from unittest import mock
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 
 from inventory.choices import HostStatus, PortState
 from inventory.models import Host, Service, Zone
@@ -185,6 +186,33 @@ def test_cancel_stops_masscan_and_queues_no_confirm_step(lab, monkeypatch):
     assert sweep.status == ChunkStatus.CANCELLED and "masscan was stopped" in sweep.error
     assert sweep.tries.get().outcome == AttemptOutcome.CANCELLED
     assert run.status == RunStatus.CANCELLED and run.chunks.count() == 1
+    assert lab_pids(lab) == []  # masscan is gone
+
+
+@pytest.mark.netns
+def test_the_time_limit_stops_masscan_and_fails_the_sweep_without_concluding(lab, monkeypatch):
+    target = lab_target(lab, fast_profile(masscan_rate=100, discover_hosts=False), ports="")
+    run = start(target)
+    real_stop_check = chunks._stop_check
+
+    def time_limit_once_masscan_runs(chunk):
+        real = real_stop_check(chunk)
+
+        def should_stop():
+            if lab_pids(lab):  # as Celery's soft time limit does, inside the wait
+                raise SoftTimeLimitExceeded()
+            return real()
+
+        return should_stop
+
+    monkeypatch.setattr(chunks, "_stop_check", time_limit_once_masscan_runs)
+    sweep = run.chunks.get()
+    assert chunks.run_chunk(sweep.pk) is chunks.ChunkOutcome.DONE
+
+    sweep.refresh_from_db()
+    run.refresh_from_db()
+    assert sweep.status == ChunkStatus.FAILED and "time limit" in sweep.error
+    assert run.status == RunStatus.FAILED and run.chunks.count() == 1 and not run.changes.exists()
     assert lab_pids(lab) == []  # masscan is gone
 
 
