@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from inventory.models import AuditEntry, Zone
 from reach.models import VantagePoint
-from scans import chunks, discovery, services
+from scans import chunks, discovery, queueing, services
 from scans.choices import AttemptOutcome, ChunkStatus, ChunkStep, ProfileKind, RunStatus
 from scans.masscan_list import MasscanListError, read_list
 from scans.models import ScanChunk, ScanProfile, ScanRun, ScanTarget, ScopeRule
@@ -338,3 +338,16 @@ def test_the_command_adds_a_fast_discovery_profile_and_refuses_a_bad_one(setting
     assert AuditEntry.objects.filter(action="profile.create").exists()
     call_command("profile", "list")
     assert "Fast discovery (masscan sweeps, nmap confirms), 20000 packets/s, live hosts only" in capsys.readouterr().out
+
+
+def test_a_sweep_whose_vantage_point_became_remote_is_failed_not_sent_to_a_scanner(settings):
+    run = start(target(fast()))
+    run.vantage.remote = True
+    run.vantage.key = "ab" * 32
+    run.vantage.save()
+    with mock.patch("scans.tasks.remote_scan.apply_async") as order:
+        queueing.send(ScanRun.objects.select_related("vantage").get(pk=run.pk), [run.chunks.get().pk])
+    assert not order.called
+    sweep = run.chunks.get()
+    assert sweep.status == ChunkStatus.FAILED and "remote scanner, which runs nmap only" in sweep.error
+    assert services.finalize_run(run.pk).status == RunStatus.FAILED
