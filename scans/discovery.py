@@ -34,6 +34,7 @@ from scans.choices import AttemptOutcome, ChunkStatus, ChunkStep, ScopeAction
 from scans.masscan_list import MasscanListError, SweepFinds, read_list
 from scans.masscan_runner import run_masscan
 from scans.models import ChunkAttempt, ScanChunk, ScanRun, ScopeRule
+from scans.profiles import clamp_rate
 from scans.scope import Scope, ScopeError
 from scans.targets import summarize
 
@@ -75,7 +76,7 @@ def sweep(chunk: ScanChunk, addresses: list, workdir: Path, should_stop) -> Swep
     if not addresses:
         complete_sweep(chunk, {}, addresses=0, answered=None)
         return Swept()
-    options = run.masscan_options
+    options = {step: within_ceiling(words) for step, words in run.masscan_options.items()}
     if options.get("discovery"):
         result = run_masscan(
             options["discovery"], targets, workdir, exclude=exclude, name="discovery", should_stop=should_stop
@@ -95,6 +96,16 @@ def sweep(chunk: ScanChunk, addresses: list, workdir: Path, should_stop) -> Swep
         return failed
     complete_sweep(chunk, finds.only(swept).open_ports, addresses=len(addresses), answered=answered)
     return Swept()
+
+
+def within_ceiling(options: list[str]) -> list[str]:
+    """A run's frozen masscan options with the rate clamped to MASSCAN_MAX_RATE as it is now:
+    a ceiling lowered after the run was queued holds for its sweeps too."""
+    words = list(options)
+    for index, word in enumerate(words[:-1]):
+        if word == "--rate":
+            words[index + 1] = str(clamp_rate(words[index + 1], settings.MASSCAN_MAX_RATE))
+    return words
 
 
 def _read(result) -> tuple[SweepFinds | None, Swept | None]:

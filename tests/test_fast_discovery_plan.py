@@ -69,6 +69,13 @@ def test_a_ceiling_lowered_after_the_profile_was_saved_still_holds(settings):
     assert run.masscan_options["discovery"][7:9] == ["--rate", "500"]
 
 
+def test_a_ceiling_lowered_after_the_run_was_queued_holds_for_its_sweep(settings):
+    run = start(target(fast(masscan_rate=8_000)))
+    settings.MASSCAN_MAX_RATE = 300
+    assert discovery.within_ceiling(run.masscan_options["sweep"]) == ["-p", "1-65535", "--rate", "300", "--wait", "3"]
+    assert discovery.within_ceiling(["--ping", "--rate", "200"]) == ["--ping", "--rate", "200"]
+
+
 def test_no_user_text_reaches_masscan_only_code_written_words(settings):
     item = target(fast(discover_hosts=False), targets="127.77.0.1, 127.77.0.9-12", ports=" 443, 80,81-90 ")
     run = start(item)
