@@ -9,7 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORTWATCH_VAR_DIR=/var/lib/portwatch
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends nmap libldap-2.5-0 libsasl2-2 \
+    && apt-get install -y --no-install-recommends nmap masscan libldap-2.5-0 libsasl2-2 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
@@ -28,7 +28,7 @@ RUN useradd --system --home-dir /var/lib/portwatch --shell /usr/sbin/nologin por
     && chown -R portwatch /var/lib/portwatch
 
 # web and beat run unprivileged; the worker runs as root in compose so that
-# nmap may send raw packets (SYN and UDP scans).
+# nmap may send raw packets (SYN and UDP scans), and masscan (fast discovery) at all.
 USER portwatch
 EXPOSE 8000
 # WEB_WORKERS (a process per core) and WEB_THREADS size the web tier (README: Sizing).

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run demo test test-sqlite lint format ensure-nmap ensure-chromium ensure-slapd ensure-ndiff ensure-wrk clean bench-pipeline bench-ingest bench-pages bench-alerts bench-segmentation bench-matrix bench-listeners bench-load
+.PHONY: run demo test test-sqlite lint format ensure-nmap ensure-chromium ensure-slapd ensure-ndiff ensure-wrk clean bench-pipeline bench-ingest bench-pages bench-alerts bench-segmentation bench-matrix bench-listeners bench-load bench-discovery
 
 # --- set-up ---------------------------------------------------------------------
 
@@ -110,6 +110,10 @@ clean:
 
 bench-pipeline: $(VENV)/.dev ensure-nmap
 	python -m tests.stack python -m bench.pipeline
+
+bench-discovery: $(VENV)/.dev ensure-nmap
+	@command -v masscan > /dev/null || { echo "bench-discovery needs masscan: apt-get install masscan"; exit 1; }
+	python -m tests.stack python -m bench.discovery $(BENCH_ARGS)
 
 ensure-ndiff:
 	$(call ensure,ndiff,ndiff,the anchor of bench-ingest)

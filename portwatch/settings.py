@@ -298,6 +298,15 @@ API_TOKEN_BLOCK_MINUTES = env_int("API_TOKEN_BLOCK_MINUTES", 15, minimum=1)
 # Path to the nmap binary; a wrapper script is fine (the test lab uses one to
 # run nmap inside a network namespace).
 NMAP_PATH = env_str("NMAP_PATH", "nmap")
+# Fast discovery: the masscan binary (a wrapper script is fine, as for nmap),
+# the highest rate (packets/s) any profile may sweep at, whatever it says,
+# the seconds masscan waits for late answers after its last probe, and the
+# addresses one sweep chunk covers (masscan is built for large ranges: one
+# process per target is the norm, each waiting MASSCAN_WAIT_SECONDS once).
+MASSCAN_PATH = env_str("MASSCAN_PATH", "masscan")
+MASSCAN_MAX_RATE = env_int("MASSCAN_MAX_RATE", 10_000, minimum=1, maximum=100_000_000)
+MASSCAN_WAIT_SECONDS = env_int("MASSCAN_WAIT_SECONDS", 3, minimum=1, maximum=300)
+MASSCAN_CHUNK_SIZE = env_int("MASSCAN_CHUNK_SIZE", 65536, minimum=1, maximum=1 << 24)
 # Working files of running scans (target lists, XML output).
 SCAN_WORK_DIR = Path(env_str("SCAN_WORK_DIR", str(VAR_DIR / "scans")))
 

@@ -25,8 +25,8 @@ from inventory.models import Zone
 from portwatch.api.base import FormSerializer, RelatedIdsField, RoleMixin, save_audited
 from reach.models import VantagePoint
 from scans import scope_rules, services
-from scans.choices import PortScope, RunStatus, ScanType, ScheduleKind, ScopeAction, Timing, Trigger
-from scans.constants import NSE_SCRIPT_ALLOWLIST
+from scans.choices import PortScope, ProfileKind, RunStatus, ScanType, ScheduleKind, ScopeAction, Timing, Trigger
+from scans.constants import MASSCAN_DEFAULT_RATE, NSE_SCRIPT_ALLOWLIST
 from scans.filters import ChangeFilter
 from scans.forms import DEFAULT_PROFILE, ImportForm, ScanProfileForm, ScanTargetForm, ScopeRuleForm
 from scans.ingest.imports import import_scan_file
@@ -210,6 +210,17 @@ class ProfileSerializer(FormSerializer):
     scripts = serializers.ListField(
         child=serializers.ChoiceField(choices=sorted(NSE_SCRIPT_ALLOWLIST.items())), required=False
     )
+    kind = serializers.ChoiceField(
+        choices=ProfileKind.choices,
+        default=ProfileKind.NMAP,
+        help_text="fast_discovery: masscan sweeps at masscan_rate, nmap confirms what it found.",
+    )
+    masscan_rate = serializers.IntegerField(
+        default=MASSCAN_DEFAULT_RATE, help_text="Packets/s of the masscan sweep; at most MASSCAN_MAX_RATE."
+    )
+    discover_hosts = serializers.BooleanField(
+        default=True, help_text="Sweep every port only of the addresses that answer host discovery."
+    )
 
     def save_form(self):
         return save_audited(self.context["request"].user, self.form, "profile")
@@ -252,8 +263,11 @@ class ChunkSerializer(serializers.ModelSerializer):
         model = ScanChunk
         fields = [
             "index",
+            "step",
             "status",
             "size",
+            "ports",
+            "found",
             "attempts",
             "tries",
             "retry_at",
@@ -299,6 +313,7 @@ class RunSerializer(serializers.ModelSerializer):
             "targets",
             "ports",
             "nmap_options",
+            "masscan_options",
             "schedule_slot",
             "cancel_requested",
             "hosts_total",

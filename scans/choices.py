@@ -12,6 +12,23 @@ class ScanType(models.TextChoices):
     UDP = "udp", "UDP (needs root or CAP_NET_RAW)"
 
 
+class ProfileKind(models.TextChoices):
+    NMAP = "nmap", "nmap scan"
+    # masscan sweeps the addresses and ports at a set rate, then nmap probes
+    # only what it found, in the same run (scans.discovery).
+    FAST_DISCOVERY = "fast_discovery", "Fast discovery (masscan sweeps, nmap confirms)"
+
+
+class ChunkStep(models.TextChoices):
+    """What a chunk runs: an ordinary nmap scan, or one of fast discovery's two steps."""
+
+    SCAN = "scan", "nmap scan"
+    # masscan over the chunk's addresses; its completion queues the confirm chunks.
+    SWEEP = "sweep", "masscan sweep"
+    # nmap over the hosts and ports a sweep found, and only those.
+    CONFIRM = "confirm", "nmap confirm"
+
+
 class PortScope(models.TextChoices):
     TOP = "top", "Most common ports"
     ALL = "all", "All 65,535 ports"

@@ -24,12 +24,15 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from scans import confirm, failures
-from scans.choices import AttemptOutcome, ChangeKind, ChunkStatus, RunStatus
+from inventory.constants import PORT_MAX
+from inventory.ports import PortSet
+from scans import confirm, discovery, failures
+from scans.choices import AttemptOutcome, ChangeKind, ChunkStatus, ChunkStep, RunStatus
 from scans.constants import ERROR_TEXT_MAX
 from scans.failures import Failure
 from scans.ingest.diff import Coverage
 from scans.ingest.entry import ingest
+from scans.masscan_runner import MasscanNotFound
 from scans.merge import merge_duplicates
 from scans.models import ChunkAttempt, ScanChunk, ScanRun
 from scans.nmap_runner import NmapNotFound, run_nmap
@@ -94,7 +97,7 @@ def run_chunk(chunk_id: int, *, worker: str = "", queue: str | None = None) -> C
         fail(chunk, Failure("The chunk hit its time limit (SCAN_CHUNK_SOFT_TIME_LIMIT); nmap was stopped.", False))
     except ChunkFailed as failed:
         fail(chunk, failed.failure)
-    except (NmapNotFound, NmapXmlError, ScopeError) as error:
+    except (NmapNotFound, MasscanNotFound, NmapXmlError, ScopeError) as error:
         fail(chunk, Failure(str(error), False))
     except Exception as error:
         failure = failures.from_exception(error)
@@ -181,18 +184,33 @@ def _process_alive(pid: int) -> bool:
 
 
 def _scan_and_ingest(chunk: ScanChunk, workdir) -> None:
-    run = chunk.run
     addresses = _resolve(chunk, Scope.current())
     ScanChunk.objects.filter(pk=chunk.pk).update(addresses=[str(address) for address in addresses])
     should_stop = _stop_check(chunk)
 
-    result = run_nmap(list(run.nmap_options), summarize(addresses), workdir, should_stop=should_stop)
+    if chunk.step == ChunkStep.SWEEP:
+        swept = discovery.sweep(chunk, addresses, workdir, should_stop)
+        if swept.stopped:
+            stopped = "The run was cancelled; masscan was stopped."
+            _finish(chunk, ChunkStatus.CANCELLED, AttemptOutcome.CANCELLED, stopped)
+        elif swept.failure is not None:
+            raise ChunkFailed(swept.failure)
+        return
+    result = run_nmap(nmap_options_of(chunk), summarize(addresses), workdir, should_stop=should_stop)
     if result.stopped:
         _finish(chunk, ChunkStatus.CANCELLED, AttemptOutcome.CANCELLED, "The run was cancelled; nmap was stopped.")
         return
     if not result.ok:
         raise ChunkFailed(failures.nmap_exit(result.returncode, result.stderr))
     ingest_output(chunk, result.xml_path, [str(address) for address in addresses], workdir, should_stop=should_stop)
+
+
+def nmap_options_of(chunk: ScanChunk) -> list[str]:
+    """The run's frozen nmap options; a confirm chunk adds the ports its sweep found (and no others)."""
+    options = list(chunk.run.nmap_options)
+    if chunk.step == ChunkStep.CONFIRM:
+        options += ["-p", str(PortSet.parse(chunk.ports, max_items=PORT_MAX))]
+    return options
 
 
 def ingest_output(chunk: ScanChunk, xml_path, addresses: list[str], workdir, *, should_stop=None) -> None:

@@ -31,3 +31,11 @@ ERROR_TEXT_MAX = 4_000
 MERGED_HOSTNAMES_MAX = 64
 MERGED_SCRIPTS_MAX = 32
 MERGED_SUMMARY_RANGES_MAX = 4_096
+# Fast discovery (scans.discovery): a profile's masscan rate in packets per
+# second when it names none. Low enough not to flood a modest link; admins
+# raise it per profile, up to MASSCAN_MAX_RATE (a setting).
+MASSCAN_DEFAULT_RATE = 1_000
+# Probes of the sweep's host discovery, beside ICMP echo: a SYN to each of
+# these ports, any answer (SYN-ACK or RST) counting as "alive", as nmap's
+# default discovery counts its SYN to 443 and ACK to 80.
+MASSCAN_DISCOVERY_PORTS = "80,443"

@@ -66,3 +66,11 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return "unknown signal"
+
+
+def masscan_exit(returncode: int | None, stderr: str) -> Failure:
+    """masscan ended without finishing its sweep (it exits 1 on bad options, a missing adapter or router)."""
+    detail = stderr.strip()[-1000:] or "no error output"
+    if returncode is not None and returncode < 0:
+        return Failure(f"masscan was killed by signal {-returncode} ({_signal_name(-returncode)}): {detail}", True)
+    return Failure(f"masscan exited with status {returncode}: {detail}", bool(_RESOURCE_ERRORS.search(stderr)))

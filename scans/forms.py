@@ -10,8 +10,8 @@ from django.utils import timezone
 from inventory.models import Zone
 from inventory.ports import PortSet, PortSpecError
 from reach.models import VantagePoint
-from scans.choices import PortScope, ScanType, ScheduleKind, ScopeAction
-from scans.constants import NSE_SCRIPT_ALLOWLIST
+from scans.choices import PortScope, ProfileKind, ScanType, ScheduleKind, ScopeAction
+from scans.constants import MASSCAN_DEFAULT_RATE, NSE_SCRIPT_ALLOWLIST
 from scans.models import ScanProfile, ScanTarget, ScopeRule
 from scans.schedules import ScheduleError, parse_cron, parse_timezone
 from scans.scope import Scope, ScopeError
@@ -125,6 +125,17 @@ class ScanTargetForm(forms.ModelForm):
                 cleaned["schedule_cron"] = parse_cron(cleaned.get("schedule_cron", ""))
             except ScheduleError as error:
                 self.add_error("schedule_cron", str(error))
+        profile, zone = cleaned.get("profile"), cleaned.get("zone")
+        if profile is not None and profile.is_fast_discovery and zone is not None:
+            chosen = list(cleaned.get("vantage_points") or []) or [VantagePoint.home(zone)]
+            remote = [vantage.name for vantage in chosen if vantage.remote]
+            if remote:
+                self.add_error(
+                    "profile",
+                    f"Fast discovery runs masscan on a central or zone worker; {', '.join(remote)} "
+                    "is scanned by a remote scanner, which runs nmap only. Choose an nmap profile, "
+                    "or scan from a vantage point with workers.",
+                )
         if kind != ScheduleKind.INTERVAL:
             cleaned["schedule_interval"] = None
         if kind != ScheduleKind.CRON:
@@ -155,6 +166,24 @@ class ScanProfileForm(forms.ModelForm):
     )
     top_ports = forms.IntegerField(min_value=1, max_value=65535, initial=1000)
     max_retries = forms.IntegerField(min_value=0, max_value=10, initial=2)
+    # Not required: a form or API client that predates fast discovery gets an nmap profile.
+    kind = forms.ChoiceField(choices=ProfileKind.choices, initial=ProfileKind.NMAP, label="Kind", required=False)
+    masscan_rate = forms.IntegerField(
+        required=False,
+        min_value=1,
+        initial=MASSCAN_DEFAULT_RATE,
+        label="masscan rate (packets/s)",
+        help_text="Fast discovery: how fast masscan sweeps.",
+    )
+    discover_hosts = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Find live hosts first",
+        help_text=(
+            "Fast discovery: sweep every port only of the addresses that answer a ping or a SYN to 80/443, "
+            "as nmap's host discovery does. Off: every address on every port (addresses x ports / rate seconds)."
+        ),
+    )
 
     class Meta:
         model = ScanProfile
@@ -162,6 +191,7 @@ class ScanProfileForm(forms.ModelForm):
             "name",
             "slug",
             "description",
+            "kind",
             "scan_type",
             "port_scope",
             "top_ports",
@@ -170,6 +200,8 @@ class ScanProfileForm(forms.ModelForm):
             "max_retries",
             "resolve_names",
             "scripts",
+            "masscan_rate",
+            "discover_hosts",
         ]
         help_texts = {
             "slug": "Short identifier, e.g. web-fast.",
@@ -182,7 +214,37 @@ class ScanProfileForm(forms.ModelForm):
             self.add_error("top_ports", "Enter how many of the most common ports to scan.")
         if cleaned.get("scan_type") == ScanType.UDP and cleaned.get("port_scope") == PortScope.ALL:
             self.add_error("port_scope", "A UDP scan of all 65,535 ports takes days; choose the most common ports.")
+        if cleaned.get("kind") == ProfileKind.FAST_DISCOVERY:
+            if cleaned.get("scan_type") == ScanType.UDP:
+                self.add_error(
+                    "scan_type", "Fast discovery sweeps TCP ports: choose a TCP scan type for nmap's confirm."
+                )
+            if cleaned.get("port_scope") == PortScope.TOP:
+                self.add_error(
+                    "port_scope",
+                    "Fast discovery sweeps all 65,535 TCP ports (or the target's own ports): masscan has no list "
+                    "of the most common ones. Choose all ports.",
+                )
         return cleaned
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["masscan_rate"].help_text += f" At most {settings.MASSCAN_MAX_RATE:,} (MASSCAN_MAX_RATE)."
+
+    def clean_kind(self):
+        return self.cleaned_data.get("kind") or ProfileKind.NMAP
+
+    def clean_masscan_rate(self):
+        rate = self.cleaned_data.get("masscan_rate")
+        if rate is None:
+            return min(MASSCAN_DEFAULT_RATE, settings.MASSCAN_MAX_RATE)
+        if rate > settings.MASSCAN_MAX_RATE:
+            raise forms.ValidationError(
+                f"{rate:,} packets/s is above the ceiling of {settings.MASSCAN_MAX_RATE:,} that the administrator "
+                "set (MASSCAN_MAX_RATE).",
+                code="rate_above_ceiling",
+            )
+        return rate
 
 
 def canonical_network(text: str) -> str:

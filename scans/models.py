@@ -17,7 +17,9 @@ from scans.choices import (
     AttemptOutcome,
     ChangeKind,
     ChunkStatus,
+    ChunkStep,
     PortScope,
+    ProfileKind,
     RunStatus,
     Scanner,
     ScanType,
@@ -26,6 +28,7 @@ from scans.choices import (
     Timing,
     Trigger,
 )
+from scans.constants import MASSCAN_DEFAULT_RATE
 from scans.schedules import Schedule
 from scans.scope import Rule
 
@@ -40,6 +43,15 @@ class ScanProfile(models.Model):
     description = models.CharField(max_length=255, blank=True)
     # Shipped with PortWatch; admins may not edit or delete it.
     builtin = models.BooleanField(default=False)
+    # Fast discovery: masscan sweeps first (at masscan_rate, never above
+    # MASSCAN_MAX_RATE), nmap then probes only what it found, with the fields below.
+    kind = models.CharField(max_length=16, choices=ProfileKind.choices, default=ProfileKind.NMAP)
+    masscan_rate = models.PositiveIntegerField(
+        default=MASSCAN_DEFAULT_RATE, help_text="Packets per second masscan sends (fast discovery)."
+    )
+    # Sweep every port only of the addresses that answer a ping or a SYN to
+    # 80/443 (like nmap's host discovery); off, every address on every port.
+    discover_hosts = models.BooleanField(default=True)
     scan_type = models.CharField(max_length=16, choices=ScanType.choices, default=ScanType.TCP)
     port_scope = models.CharField(max_length=8, choices=PortScope.choices, default=PortScope.TOP)
     top_ports = models.PositiveIntegerField(default=1000)
@@ -55,6 +67,10 @@ class ScanProfile(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def is_fast_discovery(self) -> bool:
+        return self.kind == ProfileKind.FAST_DISCOVERY
 
 
 class ScopeRule(models.Model):
@@ -169,6 +185,10 @@ class ScanRun(models.Model):
     targets = models.TextField()
     ports = models.TextField(blank=True)
     nmap_options = models.JSONField(default=list)
+    # Fast discovery: masscan's frozen options, {"discovery": [...] or [], "sweep": [...]}
+    # (targets, exclusions and output are added by scans.masscan_runner); empty otherwise.
+    # nmap_options are then the confirm step's, without its ports (each confirm chunk has its own).
+    masscan_options = models.JSONField(default=dict, blank=True)
     # The slot of the schedule this run fills; unique per target so that a
     # slot can never produce two runs, whatever the number of beat processes.
     schedule_slot = models.DateTimeField(null=True, blank=True)
@@ -217,6 +237,10 @@ class ScanRun(models.Model):
 
     def get_absolute_url(self):
         return reverse("run-detail", args=[self.public_id])
+
+    @property
+    def is_fast_discovery(self) -> bool:
+        return bool(self.masscan_options)
 
     @property
     def queue(self) -> str:
@@ -273,6 +297,12 @@ class ScanChunk(models.Model):
 
     run = models.ForeignKey(ScanRun, on_delete=models.CASCADE, related_name="chunks")
     index = models.PositiveIntegerField()
+    step = models.CharField(max_length=8, choices=ChunkStep.choices, default=ChunkStep.SCAN)
+    # A confirm chunk's ports (a PortSet's text): what its sweep found open on its hosts.
+    ports = models.TextField(blank=True)
+    # A sweep chunk's result, kept for the run page: {"addresses", "answered", "hosts", "ports"}
+    # (addresses swept, how many answered host discovery, hosts and host:ports found open).
+    found = models.JSONField(default=dict, blank=True)
     # Target items (addresses, networks, ranges, hostnames) given to nmap.
     targets = models.JSONField(default=list)
     # Addresses the chunk covers once hostnames are resolved.

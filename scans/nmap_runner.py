@@ -77,7 +77,7 @@ def nmap_version() -> str:
     return _version_of(nmap_binary())
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask the kernel to kill nmap when the worker process that started it dies.
 
     Runs in the child between fork and exec. A worker killed with SIGKILL
@@ -118,7 +118,7 @@ def run_nmap(
             stdout=subprocess.DEVNULL,
             stderr=stderr_file,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - prefork children are single-threaded here
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - prefork children are single-threaded here
             cwd=workdir,
         )
         stopped = False
@@ -130,16 +130,16 @@ def run_nmap(
                 except subprocess.TimeoutExpired:
                     if should_stop():
                         stopped = True
-                        _kill_group(process)
+                        kill_group(process)
                         break
         except BaseException:
-            _kill_group(process)
+            kill_group(process)
             raise
     stderr = stderr_path.read_text(errors="replace")[-ERROR_TEXT_MAX:]
     return NmapResult(process.returncode, xml_path, stderr.strip(), stopped=stopped)
 
 
-def _kill_group(process: subprocess.Popen) -> None:
+def kill_group(process: subprocess.Popen) -> None:
     """TERM nmap's process group, then KILL it if it lingers."""
     for sig, wait in ((signal.SIGTERM, _KILL_GRACE_SECONDS), (signal.SIGKILL, _KILL_GRACE_SECONDS)):
         try:

@@ -10,7 +10,7 @@ import os
 from inventory.choices import Protocol
 from inventory.ports import PortSet
 from scans.choices import PortScope, ScanType
-from scans.constants import NSE_SCRIPT_ALLOWLIST
+from scans.constants import MASSCAN_DISCOVERY_PORTS, NSE_SCRIPT_ALLOWLIST
 
 
 def is_privileged() -> bool:
@@ -81,3 +81,62 @@ def reprobe_options(profile, ports: PortSet, *, privileged: bool, host_timeout: 
         f"{int(host_timeout)}s",
         "-n",
     ]
+
+
+# --- fast discovery: masscan sweeps, nmap confirms ---------------------------------------
+
+
+def clamp_rate(rate, ceiling: int) -> int:
+    """A sweep's rate in packets/s: the profile's, never above the admin's ceiling
+    (MASSCAN_MAX_RATE, which may have been lowered since the profile was saved), at least 1."""
+    return max(1, min(int(rate), int(ceiling)))
+
+
+def masscan_options(profile, ports: PortSet | None, *, max_rate: int, wait: int) -> dict[str, list[str]]:
+    """masscan's options for a fast-discovery run, frozen on the run (``ScanRun.masscan_options``).
+
+    ``discovery`` (empty when the profile sweeps every address) finds the live
+    hosts: ICMP echo and a SYN to MASSCAN_DISCOVERY_PORTS, where a reset counts
+    as an answer (``--show closed``), each sent twice. ``sweep`` probes the ports. Targets,
+    exclusions and output files are added by ``scans.masscan_runner``; every
+    word here is a fixed flag or a number or port list written by code.
+    """
+    rate = str(clamp_rate(profile.masscan_rate, max_rate))
+    timing = ["--rate", rate, "--wait", str(int(wait))]
+    # masscan has no "most common ports" list of its own: a fast-discovery
+    # profile sweeps every TCP port unless the target names its ports.
+    swept = ports or PortSet.all_ports()
+    discovery = []
+    if profile.discover_hosts:
+        # Each discovery probe is sent twice, a second apart: a host whose probes were all
+        # lost in a burst would not be swept at all (seen at high rates in the lab).
+        discovery = [
+            *("--ping", "-p", str(PortSet.parse(MASSCAN_DISCOVERY_PORTS)), "--show", "closed", "--retries", "1"),
+            *timing,
+        ]
+    return {"discovery": discovery, "sweep": ["-p", str(swept), *timing]}
+
+
+def confirm_options(profile, *, privileged: bool, host_timeout: int) -> list[str]:
+    """nmap's options for the confirm step, without ``-p``: each confirm chunk adds the ports its sweep found.
+
+    ``-Pn``: masscan just heard these hosts; the question is their ports. The
+    profile's identification (``-sV``, allowlisted scripts) and timing apply.
+    """
+    options = [scan_type_flag(profile.scan_type, privileged=privileged), "-Pn"]
+    if profile.version_detection:
+        options.append("-sV")
+    options += [
+        f"-{profile.timing}",
+        "--max-retries",
+        str(int(profile.max_retries)),
+        "--host-timeout",
+        f"{int(host_timeout)}s",
+        "-n",
+    ]
+    scripts = [name for name in profile.scripts if name in NSE_SCRIPT_ALLOWLIST]
+    if len(scripts) != len(profile.scripts):
+        raise ValueError(f"profile {profile.slug} names scripts outside the allowlist")
+    if scripts:
+        options.append("--script=" + ",".join(sorted(scripts)))
+    return options

@@ -13,9 +13,11 @@ import uuid
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from scans.models import ScanChunk
+from scans.choices import ChunkStatus, ChunkStep
+from scans.models import ScanChunk, ScanRun
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,10 @@ def send(run, chunk_ids: list[int]) -> int:
             from scans import remote  # noqa: PLC0415 - remote imports the chunk workflow, which imports this
 
             for chunk in ScanChunk.objects.filter(pk__in=chunk_ids).select_related("run__vantage").order_by("pk"):
+                if chunk.step == ChunkStep.SWEEP:
+                    # Its vantage point was made remote after the run started: a scanner runs nmap only.
+                    _refuse_remote_sweep(chunk)
+                    continue
                 # A new order each time: only the answer to the latest is accepted (scans.remote).
                 order_id = uuid.uuid4().hex
                 ScanChunk.objects.filter(pk=chunk.pk).update(order_id=order_id)
@@ -72,6 +78,21 @@ def send(run, chunk_ids: list[int]) -> int:
     if sent:
         ScanChunk.objects.filter(pk__in=sent).update(sent_at=timezone.now())
     return len(sent)
+
+
+def _refuse_remote_sweep(chunk) -> None:
+    from scans.services import finalize_run  # noqa: PLC0415 - services imports this module
+
+    now = timezone.now()
+    failed = ScanChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.QUEUED).update(
+        status=ChunkStatus.FAILED,
+        finished_at=now,
+        error="Fast discovery runs masscan on a central or zone worker; this vantage point is now "
+        "scanned by a remote scanner, which runs nmap only.",
+    )
+    if failed:
+        ScanRun.objects.filter(pk=chunk.run_id).update(hosts_done=F("hosts_done") + chunk.size)
+        transaction.on_commit(lambda: finalize_run(chunk.run_id))
 
 
 def broker_forgot() -> bool:

@@ -22,11 +22,11 @@ from django.utils import timezone
 from inventory import snapshots
 from inventory.models import Service
 from inventory.ports import PortSet
-from scans import queueing
-from scans.choices import ChunkStatus, RunStatus, ScheduleKind, Trigger
+from scans import discovery, queueing
+from scans.choices import ChunkStatus, ChunkStep, RunStatus, ScheduleKind, Trigger
 from scans.constants import DEFAULT_CHUNK_SIZE, ERROR_TEXT_MAX
 from scans.models import ScanChunk, ScanRun, ScanTarget
-from scans.profiles import is_privileged, nmap_options
+from scans.profiles import confirm_options, is_privileged, masscan_options, nmap_options
 from scans.scope import Scope, ScopeError
 from scans.targets import TargetItem, TargetSpecError, parse_target, parse_targets, summarize
 
@@ -116,8 +116,18 @@ def start_run(
     scope = Scope.current()
     scope.check_items(items)
     ports = PortSet.parse(target.ports) if target.ports else None
-    options = nmap_options(target.profile, ports, privileged=is_privileged(), host_timeout=settings.NMAP_HOST_TIMEOUT)
-    planned = plan_chunks(items, settings.SCAN_CHUNK_SIZE, skip=scope.is_excluded)
+    profile = target.profile
+    sweep_options, step, chunk_size = {}, ChunkStep.SCAN, settings.SCAN_CHUNK_SIZE
+    if profile.is_fast_discovery:
+        discovery.check_vantage(vantage or _home_of(target))
+        sweep_options = masscan_options(
+            profile, ports, max_rate=settings.MASSCAN_MAX_RATE, wait=settings.MASSCAN_WAIT_SECONDS
+        )
+        options = confirm_options(profile, privileged=is_privileged(), host_timeout=settings.NMAP_HOST_TIMEOUT)
+        step, chunk_size = ChunkStep.SWEEP, settings.MASSCAN_CHUNK_SIZE
+    else:
+        options = nmap_options(profile, ports, privileged=is_privileged(), host_timeout=settings.NMAP_HOST_TIMEOUT)
+    planned = plan_chunks(items, chunk_size, skip=scope.is_excluded)
     with transaction.atomic():
         run = ScanRun.objects.create(
             target=target,
@@ -129,11 +139,12 @@ def start_run(
             targets="\n".join(item.text for item in items),
             ports=str(ports) if ports else "",
             nmap_options=options,
+            masscan_options=sweep_options,
             schedule_slot=schedule_slot,
             hosts_total=sum(chunk.size for chunk in planned),
         )
         chunks = ScanChunk.objects.bulk_create(
-            ScanChunk(run=run, index=index, targets=chunk.targets, size=chunk.size)
+            ScanChunk(run=run, index=index, step=step, targets=chunk.targets, size=chunk.size)
             for index, chunk in enumerate(planned)
         )
         queueing.send_on_commit(run, [chunk.pk for chunk in chunks])
@@ -146,6 +157,12 @@ def start_run(
         run.hosts_total,
     )
     return run
+
+
+def _home_of(target: ScanTarget):
+    from reach.models import VantagePoint  # noqa: PLC0415 - reach's models import this app's
+
+    return VantagePoint.home(target.zone)
 
 
 def _member_of(item: TargetItem, items: list[TargetItem], target: ScanTarget) -> TargetItem:

@@ -202,6 +202,9 @@ class ProfileListView(RoleRequiredMixin, ListView):
     model = ScanProfile
     template_name = "scans/profile_list.html"
 
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(**kwargs, masscan_max_rate=settings.MASSCAN_MAX_RATE)
+
 
 class ProfileCreateView(AuditedFormMixin, RoleRequiredMixin, CreateView):
     required_role = Role.ADMIN

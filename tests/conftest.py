@@ -67,10 +67,13 @@ _SEED_MIGRATIONS = [
     "inventory.migrations.0011_builtin_risk_rules",
     "scans.migrations.0002_builtin_profiles",
     "scans.migrations.0004_default_scope",
+    "scans.migrations.0017_certificate_changes_and_tls_profile",
+    "scans.migrations.0018_fast_discovery",
     "alerts.migrations.0002_default_rules",
     "alerts.migrations.0005_segmentation_rule_and_home_only_host_rules",
     "alerts.migrations.0006_listener_bind_scopes",
     "alerts.migrations.0007_workers_watch",
+    "certs.migrations.0002_builtin_alert_rule",
 ]
 
 

@@ -155,13 +155,37 @@ class NetnsLab:
         """The real ``ss`` run in the hosts' namespace: what a host's cron job would post."""
         return _run("ip", "netns", "exec", self.hosts_ns, "ss", *(options or ("-Htulnp",))).stdout
 
+    def router_mac(self) -> str:
+        """The hosts' end of the link: masscan sends every packet to this MAC (the lab has no router)."""
+        link = _run("ip", "-n", self.hosts_ns, "-o", "link", "show", self.veth_hosts).stdout
+        return link.split("link/ether", 1)[1].split()[0]
+
+    def masscan_path(self) -> Path:
+        """A wrapper to give as MASSCAN_PATH: masscan inside the scanner's namespace, on its own address."""
+        path = self.workdir / "masscan-in-netns"
+        path.write_text(
+            f"#!/bin/sh\nexec ip netns exec {self.scan_ns} masscan --adapter {self.veth_scan} "
+            f'--adapter-ip {MASSCAN_ADDRESS} --router-mac {self.router_mac()} "$@"\n'
+        )
+        path.chmod(0o755)
+        return path
+
+    def count_packets_to(self, address: str) -> None:
+        """Count every packet that reaches ``address`` (read with ``packets_to``)."""
+        self._nft(f"add rule inet pwlab input ip daddr {address} counter")
+
+    def packets_to(self, address: str) -> int:
+        rules = _run("ip", "netns", "exec", self.hosts_ns, "nft", "list", "chain", "inet", "pwlab", "input").stdout
+        for line in rules.splitlines():
+            if f"ip daddr {address} counter packets" in line:
+                return int(line.split("counter packets", 1)[1].split()[0])
+        raise LookupError(f"no packet counter for {address}")
+
     def masscan(self, *args: str) -> str:
         """Run masscan in the scanner's namespace (it needs raw sockets); return its stderr."""
-        link = _run("ip", "-n", self.hosts_ns, "-o", "link", "show", self.veth_hosts).stdout
-        router_mac = link.split("link/ether", 1)[1].split()[0]
         result = _run(
             "ip", "netns", "exec", self.scan_ns, "masscan",
-            "--adapter", self.veth_scan, "--adapter-ip", MASSCAN_ADDRESS, "--router-mac", router_mac,
+            "--adapter", self.veth_scan, "--adapter-ip", MASSCAN_ADDRESS, "--router-mac", self.router_mac(),
             "--rate", "2000", "--wait", "2", *args,
         )  # fmt: skip
         return result.stderr

@@ -24,6 +24,8 @@ os.environ.setdefault("PORTWATCH_VAR_DIR", tempfile.mkdtemp(prefix="portwatch-te
 # Every nmap the tests run (here and in the processes they start) goes through
 # a guard that refuses targets outside 127.0.0.0/8.
 os.environ.setdefault("NMAP_PATH", str(Path(__file__).with_name("nmap_guard.py")))
+# masscan never runs outside a test's own namespace lab (tests/masscan_guard.py).
+os.environ.setdefault("MASSCAN_PATH", str(Path(__file__).with_name("masscan_guard.py")))
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-used-anywhere-else-0123456789")
 # Tests read the overview right after changing the inventory: no shared
 # reading (tests/test_dashboard.py turns it on where that is what is tested).

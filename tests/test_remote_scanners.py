@@ -177,7 +177,11 @@ def chunk(office, monkeypatch):
     monkeypatch.setattr(queueing, "send_on_commit", lambda run, ids: None)
     ScopeRule.objects.create(network=HOSTS_NETWORK, action="allow", reason="test")
     target = ScanTarget.objects.create(
-        name="t", zone=Zone.default(), targets="198.18.100.2", ports="41000-41100", profile=ScanProfile.objects.first()
+        name="t",
+        zone=Zone.default(),
+        targets="198.18.100.2",
+        ports="41000-41100",
+        profile=ScanProfile.objects.get(slug="full"),
     )
     run = start_run(target, vantage=office)
     ScanChunk.objects.filter(run=run).update(order_id=ORDER)  # as queueing.send does

@@ -393,3 +393,94 @@ def test_a_host_listed_twice_in_one_chunk_is_merged(settings, sql_engine):
         (K.PORT_OPENED, 22),
         (K.PORT_OPENED, 80),
     }
+
+
+# --- fast discovery: masscan sweeps, nmap confirms (scans.discovery) ---------------------------
+#
+# Each row is a folder of what a fast-discovery run reads, written by the real masscan and
+# nmap in a namespace lab (fixtures/produce_discovery_fixtures.sh): 01.xml, nmap's scan
+# before; 02-discovery.txt and 02-sweep.txt, the sweep's masscan list output; 03-confirm.xml
+# (if the sweep found anything), nmap's confirm of what it found. They go through the run's
+# own path: the sweep's finds recorded by ``complete_sweep`` (which plans the confirm chunks),
+# each confirm chunk's nmap output ingested by ``ingest_output``, the run finalized.
+
+DISCOVERY_TABLE = [
+    # the sweep found no open port -> nothing closed, nothing stale, no host down
+    Row(
+        "discovery_found_nothing_closes_nothing",
+        set(),
+        {(A, 41022): "open", (A, 41080): "open", (B, 41443): "open"},
+        {A: HostStatus.UP, B: HostStatus.UP},
+    ),
+    # nmap confirms what masscan found, and only that: 41022 (found, then closed before the
+    # confirm, probed by nmap) closes, 41443 opens; 41080 (closed, never found nor probed) stays open
+    Row(
+        "discovery_confirm_concludes_only_what_nmap_probed",
+        {(K.PORT_CLOSED, A, 41022), (K.PORT_OPENED, A, 41443)},
+        {(A, 41022): "closed", (A, 41080): "open", (A, 41443): "open", (B, 41443): "open"},
+        {A: HostStatus.UP, B: HostStatus.UP},
+    ),
+    # a host that did not answer the sweep's discovery is not swept nor confirmed: not marked down
+    Row(
+        "discovery_silent_host_is_not_marked_down",
+        set(),
+        {(A, 41022): "open", (A, 41080): "open", (B, 41443): "open"},
+        {A: HostStatus.UP, B: HostStatus.UP},
+    ),
+]
+
+
+@pytest.fixture(params=ENGINES[1:], ids=["sql", "python"])
+def chunk_engine(request, settings):
+    """A chunk's ingest: the SQL engine fed in-process, or the python one."""
+    if request.param == "python":
+        settings.INGEST_SQL_ENGINE = False
+    settings.SCAN_CONFIRM_CHANGES = False  # the re-probe runs nmap: it has tests of its own (test_confirm.py)
+    return request.param
+
+
+def fast_discovery_run(folder: Path):
+    """A fast-discovery run of A and B fed the folder's sweep and confirm output, as a worker feeds them."""
+    from unittest import mock
+
+    from scans import chunks, discovery, services
+    from scans.choices import ChunkStep, ProfileKind
+    from scans.masscan_list import read_list
+    from scans.models import ScanProfile, ScanTarget, ScopeRule
+
+    ScopeRule.objects.get_or_create(network="198.18.20.0/24", action="allow", reason="lab fixtures")
+    profile = ScanProfile.objects.create(slug="fast-row", name="Fast row", kind=ProfileKind.FAST_DISCOVERY)
+    target = ScanTarget.objects.create(name="row", zone=Zone.default(), targets=f"{A}\n{B}", profile=profile)
+    with mock.patch("scans.queueing.send_on_commit"):
+        run = services.start_run(target)
+        sweep = chunks.claim(run.chunks.get().pk, "fixture")
+        swept = {A, B}
+        answered = None
+        if (folder / "02-discovery.txt").exists():
+            with open(folder / "02-discovery.txt") as output:
+                swept = read_list(output).only(swept).answered
+            answered = len(swept)
+        with open(folder / "02-sweep.txt") as output:
+            finds = read_list(output).only(swept)
+        assert discovery.complete_sweep(sweep, finds.open_ports, addresses=2, answered=answered)
+    confirms = list(run.chunks.filter(step=ChunkStep.CONFIRM))
+    assert len(confirms) == (1 if finds.open_ports else 0), "one confirm file per row"
+    for confirm_chunk in confirms:
+        claimed = chunks.claim(confirm_chunk.pk, "fixture")
+        chunks.ingest_output(claimed, folder / "03-confirm.xml", claimed.addresses, folder)
+    return services.finalize_run(run.pk)
+
+
+@pytest.mark.parametrize("row", DISCOVERY_TABLE, ids=[row.scenario for row in DISCOVERY_TABLE])
+def test_fast_discovery_semantics(row: Row, chunk_engine):
+    folder = SCENARIOS / row.scenario
+    import_all([folder / "01.xml"], "python" if chunk_engine == "python" else "sql-stream")
+
+    run = fast_discovery_run(folder)
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert changes_of(run) == row.changes
+    services = {(s.host.address, s.port): s for s in Service.objects.select_related("host")}
+    assert {key: services[key].state for key in row.ports} == row.ports
+    assert {address: Host.objects.get(address=address).status for address in row.hosts} == row.hosts
+    assert not any(service.stale for service in services.values())

@@ -163,7 +163,7 @@ def test_an_old_file_from_a_vantage_point_never_overrides_its_newer_view(office)
 
 @pytest.fixture
 def target(office):
-    profile = ScanProfile.objects.first() or ScanProfile.objects.create(name="quick", nmap_arguments="-sT")
+    profile = ScanProfile.objects.get(slug="full") or ScanProfile.objects.create(name="quick", nmap_arguments="-sT")
     target = ScanTarget.objects.create(
         name="db subnet",
         zone=Zone.default(),

@@ -18,7 +18,7 @@ TLS_PROFILE = {
 }
 
 
-def create_profile(apps, schema_editor):
+def create(apps, schema_editor):
     apps.get_model("scans", "ScanProfile").objects.update_or_create(
         slug="tls", defaults={**TLS_PROFILE, "builtin": True}
     )
@@ -44,5 +44,5 @@ class Migration(migrations.Migration):
             name='kind',
             field=models.CharField(choices=[('host_discovered', 'host discovered'), ('host_unreachable', 'host unreachable'), ('host_returned', 'host returned'), ('port_opened', 'port opened'), ('port_closed', 'port closed'), ('port_filtered', 'port filtered'), ('port_returned', 'port returned'), ('service_changed', 'service changed'), ('exposure_opened', 'exposure opened'), ('exposure_closed', 'exposure closed'), ('segmentation_violated', 'segmentation violated'), ('segmentation_kept', 'segmentation kept'), ('listener_added', 'listener added'), ('listener_removed', 'listener removed'), ('listener_rebound', 'listener rebound'), ('certificate_changed', 'certificate changed'), ('certificate_expiring', 'certificate expiring'), ('certificate_expired', 'certificate expired')], max_length=24),
         ),
-        migrations.RunPython(create_profile, remove_profile),
+        migrations.RunPython(create, remove_profile),
     ]
