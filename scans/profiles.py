@@ -46,21 +46,29 @@ def nmap_options(profile, ports: PortSet | None, *, privileged: bool, host_timeo
         options += ["--top-ports", str(int(profile.top_ports))]
     if profile.version_detection:
         options.append("-sV")
-    options += [
+    options += _timing(profile, host_timeout)
+    if not profile.resolve_names:
+        options.append("-n")
+    return options + _scripts(profile)
+
+
+def _timing(profile, host_timeout: int) -> list[str]:
+    """The profile's timing template and retries, and how long one host may take."""
+    return [
         f"-{profile.timing}",
         "--max-retries",
         str(int(profile.max_retries)),
         "--host-timeout",
         f"{int(host_timeout)}s",
     ]
-    if not profile.resolve_names:
-        options.append("-n")
+
+
+def _scripts(profile) -> list[str]:
+    """The profile's NSE scripts, every one from the allowlist (a profile naming another is refused)."""
     scripts = [name for name in profile.scripts if name in NSE_SCRIPT_ALLOWLIST]
     if len(scripts) != len(profile.scripts):
         raise ValueError(f"profile {profile.slug} names scripts outside the allowlist")
-    if scripts:
-        options.append("--script=" + ",".join(sorted(scripts)))
-    return options
+    return ["--script=" + ",".join(sorted(scripts))] if scripts else []
 
 
 def reprobe_options(profile, ports: PortSet, *, privileged: bool, host_timeout: int) -> list[str]:
@@ -74,11 +82,7 @@ def reprobe_options(profile, ports: PortSet, *, privileged: bool, host_timeout: 
         "-p",
         str(ports),
         "-Pn",
-        f"-{profile.timing}",
-        "--max-retries",
-        str(int(profile.max_retries)),
-        "--host-timeout",
-        f"{int(host_timeout)}s",
+        *_timing(profile, host_timeout),
         "-n",
     ]
 
@@ -126,17 +130,4 @@ def confirm_options(profile, *, privileged: bool, host_timeout: int) -> list[str
     options = [scan_type_flag(profile.scan_type, privileged=privileged), "-Pn"]
     if profile.version_detection:
         options.append("-sV")
-    options += [
-        f"-{profile.timing}",
-        "--max-retries",
-        str(int(profile.max_retries)),
-        "--host-timeout",
-        f"{int(host_timeout)}s",
-        "-n",
-    ]
-    scripts = [name for name in profile.scripts if name in NSE_SCRIPT_ALLOWLIST]
-    if len(scripts) != len(profile.scripts):
-        raise ValueError(f"profile {profile.slug} names scripts outside the allowlist")
-    if scripts:
-        options.append("--script=" + ",".join(sorted(scripts)))
-    return options
+    return [*options, *_timing(profile, host_timeout), "-n", *_scripts(profile)]
