@@ -19,10 +19,13 @@ suite's network-namespace lab shows one).
 import ipaddress
 import selectors
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from scans import demo_tls
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 DEFAULT_FIRST_ADDRESS = "127.77.0.1"
@@ -58,7 +61,15 @@ class Listeners:
         self._thread = threading.Thread(target=self._serve, name="listeners", daemon=True)
         self._thread.start()
 
-    def open(self, host: str, port: int, banner: bytes | None = None, *, reply: bytes | None = None) -> None:
+    def open(
+        self,
+        host: str,
+        port: int,
+        banner: bytes | None = None,
+        *,
+        reply: bytes | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -70,7 +81,7 @@ class Listeners:
         sock.setblocking(False)
         with self._lock:
             self._sockets[(host, port)] = sock
-            self._selector.register(sock, selectors.EVENT_READ, (banner, reply))
+            self._selector.register(sock, selectors.EVENT_READ, (banner, reply, tls))
 
     def close(self, host: str, port: int) -> None:
         with self._lock:
@@ -98,9 +109,9 @@ class Listeners:
                     conn, _ = key.fileobj.accept()
                 except (BlockingIOError, OSError):
                     continue
-                banner, reply = key.data
+                banner, reply, tls = key.data
                 if reply:
-                    threading.Thread(target=_answer, args=(conn, reply), daemon=True).start()
+                    threading.Thread(target=_answer, args=(conn, reply, tls), daemon=True).start()
                     continue
                 try:
                     if banner:
@@ -115,10 +126,12 @@ class Listeners:
                 self._stop.wait(0.05)
 
 
-def _answer(conn: socket.socket, reply: bytes) -> None:
-    """Read a request (up to its blank line), send ``reply``, close."""
+def _answer(conn: socket.socket, reply: bytes, tls: ssl.SSLContext | None = None) -> None:
+    """Read a request (up to its blank line), send ``reply``, close; over TLS first if ``tls``."""
     try:
         conn.settimeout(REQUEST_TIMEOUT)
+        if tls is not None:
+            conn = tls.wrap_socket(conn, server_side=True)
         request = b""
         while b"\r\n\r\n" not in request and b"\n\n" not in request and len(request) < 8192:
             data = conn.recv(4096)
@@ -158,12 +171,20 @@ def wildcard_listening_ports() -> set[int]:
 
 @dataclass(frozen=True)
 class Software:
-    """What a listener says: a banner sent on connect, or a reply to a request."""
+    """What a listener says: a banner sent on connect, or a reply to a request (over TLS with ``tls``)."""
 
     service: str
     label: str
     banner: bytes = b""
     reply: bytes = b""
+    # (common name, days until it expires, self-signed): the certificate it presents (scans.demo_tls).
+    tls: tuple[str, int, bool] | None = None
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if self.tls is None:
+            return None
+        common_name, days_left, self_signed = self.tls
+        return demo_tls.server_context(common_name, days_left=days_left, self_signed=self_signed)
 
 
 def _http(server: str, title: str, extra_headers: str = "", status: str = "HTTP/1.1 200 OK") -> bytes:
@@ -186,6 +207,14 @@ VSFTPD = Software("ftp", "vsftpd 3.0.3", banner=b"220 (vsFTPd 3.0.3)\r\n")
 JETTY = Software(
     "http", "Jetty 10.0.18 (Jenkins)", reply=_http("Jetty(10.0.18)", "Dashboard [Jenkins]", "X-Jenkins: 2.440.3\r\n")
 )
+# web-1's certificate expires within the warning (30 days by default) until it is renewed; web-2's is self-signed.
+NGINX_TLS_EXPIRING = Software("https", "nginx 1.24.0, TLS", reply=NGINX.reply, tls=("web-1.demo.internal", 12, False))
+NGINX_TLS_RENEWED = Software(
+    "https", "nginx 1.24.0, TLS (renewed)", reply=NGINX.reply, tls=("web-1.demo.internal", 365, False)
+)
+NGINX_TLS_SELF_SIGNED = Software(
+    "https", "nginx 1.24.0, TLS (self-signed)", reply=NGINX.reply, tls=("web-2.demo.internal", 180, True)
+)
 PYTHON_HTTP = Software(
     "http",
     "Python http.server",
@@ -203,15 +232,15 @@ class Server:
 
 
 SERVERS = [
-    Server("web-1", 0, {22: OPENSSH_OLD, 80: NGINX}),
-    Server("web-2", 1, {22: OPENSSH_OLD, 80: NGINX}),
+    Server("web-1", 0, {22: OPENSSH_OLD, 80: NGINX, 443: NGINX_TLS_EXPIRING}),
+    Server("web-2", 1, {22: OPENSSH_OLD, 80: NGINX, 443: NGINX_TLS_SELF_SIGNED}),
     Server("mail-1", 2, {22: OPENSSH_OLD, 25: POSTFIX}),
     Server("files-1", 3, {22: OPENSSH_OLD, 21: VSFTPD}),
     Server("build-1", 4, {22: OPENSSH_OLD, 8080: JETTY}),
     Server("dev-1", 5, {22: OPENSSH_OLD}),
 ]
 # Every port a step may open: the demo's target scans these and nothing else.
-USUAL_PORTS = (21, 22, 25, 80, 8000, 8080)
+USUAL_PORTS = (21, 22, 25, 80, 443, 8000, 8080)
 DEMO_PORTS = tuple(PORT_OFFSET + port for port in USUAL_PORTS)
 
 
@@ -265,9 +294,14 @@ STEPS = [
         closes=(("dev-1", 8000),),
     ),
     Step(
-        "web-1 rolls OpenSSH back to 9.2p1",
-        "service_changed 40022/tcp on web-1 (version)",
-        opens=(("web-1", 22, OPENSSH_OLD),),
+        "web-1 renews its TLS certificate (port 40443)",
+        "certificate_changed 40443/tcp on web-1 -> alert 'Certificate changed, expiring or expired'",
+        opens=(("web-1", 443, NGINX_TLS_RENEWED),),
+    ),
+    Step(
+        "web-1 rolls back to last month's image: OpenSSH 9.2p1 and the old, expiring certificate",
+        "service_changed 40022/tcp and certificate_changed 40443/tcp on web-1",
+        opens=(("web-1", 22, OPENSSH_OLD), ("web-1", 443, NGINX_TLS_EXPIRING)),
     ),
 ]
 
@@ -387,7 +421,9 @@ class Fleet:
     def _listen(self, name: str, usual: int, software: Software) -> None:
         address, port = self.address(name), demo_port(usual)
         try:
-            self.listeners.open(address, port, software.banner or None, reply=software.reply or None)
+            self.listeners.open(
+                address, port, software.banner or None, reply=software.reply or None, tls=software.tls_context()
+            )
         except OSError as error:
             raise FleetError(
                 f"Could not listen on {address}:{port} ({error.strerror}); is another demo running? "

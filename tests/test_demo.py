@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from alerts import delivery
 from alerts.choices import ChannelKind, NotificationStatus
 from alerts.models import AlertRule, Channel, Notification
+from certs.models import Sighting
 from inventory.choices import Decision, PolicyStatus
 from inventory.models import AuditEntry, Host, PortRule, Service, Zone
 from scans import chunks, services
@@ -93,7 +95,7 @@ def test_set_up_creates_the_target_schedule_profile_and_channel_once(first_addre
     target = ScanTarget.objects.get(name=DEMO_TARGET)
     prefix = first_address.rsplit(".", 1)[0]
     assert target.targets == f"{prefix}.1-{prefix}.6"
-    assert target.ports == "40021-40022,40025,40080,48000,48080"
+    assert target.ports == "40021-40022,40025,40080,40443,48000,48080"
     assert (target.schedule_kind, target.schedule_interval, target.enabled) == (ScheduleKind.INTERVAL, 1, True)
     assert target.next_run_at is not None, "an interval schedule starts at once"
     assert target.zone == Zone.objects.get(name=DEMO_ZONE)
@@ -141,7 +143,7 @@ def test_the_fleet_goes_nowhere_but_loopback(address):
 def test_the_fleet_answers_like_its_services_and_each_step_changes_what_is_open(fleet):
     web1, web2, files1, dev1 = (fleet.address(name) for name in ("web-1", "web-2", "files-1", "dev-1"))
     start = found_open(fleet)
-    assert start == fleet.open_ports() and len(start) == 11
+    assert start == fleet.open_ports() and len(start) == 13
     assert greeting(web1, 40022).startswith(b"SSH-2.0-OpenSSH_9.2p1")
     assert b"Server: nginx/1.24.0" in greeting(web1, 40080, b"GET / HTTP/1.0\r\n\r\n")
 
@@ -215,6 +217,23 @@ def test_scans_of_the_fleet_record_the_scripted_changes_and_alert_to_the_log(fle
     assert changes(third, ChangeKind.PORT_OPENED) == {(files1, 40021), (files1, 40022)}
     assert changes(third, ChangeKind.SERVICE_CHANGED) == {(web1, 40022)}
 
+    # The HTTPS listeners' certificates, read by the demo profile's ssl-cert: web-1's expires within the
+    # warning, web-2's is self-signed; web-1 renews it, and the next scan says so.
+    certificates = {
+        sighting.service.host.address: sighting.certificate
+        for sighting in Sighting.objects.filter(current=True, service__port=40443).select_related(
+            "certificate", "service__host"
+        )
+    }
+    assert set(certificates) == {web1, web2}
+    assert certificates[web1].subject == "CN=web-1.demo.internal" and not certificates[web1].self_signed
+    assert 10 <= (certificates[web1].not_after - timezone.now()).days <= 12
+    assert certificates[web2].self_signed
+    fleet.next_step()  # web-2 starts nginx again
+    assert fleet.next_step().text.startswith("web-1 renews its TLS certificate")
+    fourth = scan(target)
+    assert changes(fourth, ChangeKind.CERTIFICATE_CHANGED) == {(web1, 40443)}
+
     # The built-in rules picked their changes for the demo channel; delivered, they are log lines.
     channel = Channel.objects.get(name=DEMO_CHANNEL)
     for notification in Notification.objects.filter(channel=channel, status=NotificationStatus.PENDING):
@@ -228,6 +247,7 @@ def test_scans_of_the_fleet_record_the_scripted_changes_and_alert_to_the_log(fle
     assert ("port_closed", web2, 40080) in alerted  # approved port closed
     assert ("port_closed", files1, 40022) in alerted
     assert ("port_closed", files1, 40021) not in alerted  # unreviewed: no rule asks for it
+    assert ("certificate_changed", web1, 40443) in alerted
 
 
 # --- the command as a process -----------------------------------------------------

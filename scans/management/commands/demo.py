@@ -137,12 +137,13 @@ class Command(BaseCommand):
     def _profile(self) -> ScanProfile:
         wanted = {
             "name": "Demo",
-            "description": "The demo fleet: only the target's ports, version detection, fast timing (manage.py demo).",
+            "description": "The demo fleet: only the target's ports, version detection and TLS certificates "
+            "(ssl-cert), fast timing (manage.py demo).",
             "scan_type": ScanType.TCP,
             "version_detection": True,
             "timing": Timing.AGGRESSIVE,
             "max_retries": 1,
-            "scripts": [],
+            "scripts": ["ssl-cert"],
         }
         return self._update_or_create(ScanProfile, "profile", {"slug": DEMO_PROFILE}, wanted)
 
