@@ -185,10 +185,10 @@ SELECT gen_random_uuid(), 'cidr', '127.' || b || '.0.0/16', 'tcp', p, p,
 FROM generate_series(0, 15) b CROSS JOIN (VALUES (22), (80), (443), (23), (2375)) AS ports(p);
 
 INSERT INTO scans_scanrun (public_id, zone_id, trigger, scanner, status, targets, ports, nmap_options,
-                           cancel_requested, hosts_total, hosts_done, hosts_up, error, created_at, started_at,
-                           finished_at)
+                           masscan_options, cancel_requested, hosts_total, hosts_done, hosts_up, error, created_at,
+                           started_at, finished_at)
 SELECT gen_random_uuid(), (SELECT id FROM inventory_zone WHERE name = 'dc' || (1 + r % 4)), 'import', 'nmap',
-       'succeeded', 'bench', '', '[]', FALSE, 0, 0, 0, '',
+       'succeeded', 'bench', '', '[]', '{{}}', FALSE, 0, 0, 0, '',
        now() - r * interval '30 minutes', now() - r * interval '30 minutes', now() - r * interval '30 minutes'
 FROM generate_series(1, {runs}) r;
 
@@ -205,6 +205,7 @@ WHERE s.id % 5 = 0;
 
 -- 30 days of the overview chart's history, a point every 15 minutes.
 INSERT INTO inventory_inventorysnapshot (taken_at, hosts, unreachable, open_ports, unreviewed, violating)
-SELECT now() - i * interval '15 minutes', {hosts}, i % 50, {hosts} * 8 + i, {hosts} - i, {hosts} / 20 + i % 100
+SELECT now() - i * interval '15 minutes', {hosts}, i % 50, {hosts} * 8 + i, GREATEST({hosts} - i, 0),
+       {hosts} / 20 + i % 100
 FROM generate_series(1, 2880) i
 """
