@@ -13,7 +13,6 @@ from functools import lru_cache
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.urls import reverse
 from django.utils import timezone
 
 from inventory.choices import (
@@ -32,6 +31,12 @@ from inventory.choices import (
 from inventory.constants import DEFAULT_ZONE, PORT_MAX, PORT_MIN, SERVICE_TEXT_MAX_LENGTH
 from inventory.lookups import InCidr  # noqa: F401  (registers address__in_cidr)
 from inventory.ports import PortSet
+from portwatch.links import Link
+
+# Links every list row makes (portwatch.links: reverse() without its per-call set-up).
+HOST_URL = Link("host-detail")
+PORT_URL = Link("port-detail")
+RULE_URL = Link("rule-detail")
 
 
 class Zone(models.Model):
@@ -172,7 +177,7 @@ class Host(models.Model):
         return self.address
 
     def get_absolute_url(self):
-        return reverse("host-detail", args=[self.public_id])
+        return HOST_URL(self.public_id)
 
     @property
     def hostname(self) -> str:
@@ -281,7 +286,7 @@ class Service(models.Model):
         return f"{self.host.address} {self.port}/{self.protocol}"
 
     def get_absolute_url(self):
-        return reverse("port-detail", args=[self.host.public_id, self.protocol, self.port])
+        return PORT_URL(self.host.public_id, self.protocol, self.port)
 
     @property
     def risk_label(self) -> str:
@@ -589,7 +594,7 @@ class PortRule(ScopedRule, models.Model):
         super().save(*args, **kwargs)
 
     def get_absolute_url(self):
-        return reverse("rule-detail", args=[self.public_id])
+        return RULE_URL(self.public_id)
 
 
 def specificity_of(rule: ScopedRule) -> int:

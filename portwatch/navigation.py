@@ -6,9 +6,9 @@ role a link needs) cannot drift from the links themselves.
 """
 
 from dataclasses import dataclass
+from functools import cache
 
-from django.urls import reverse
-
+from portwatch.links import Link as UrlLink
 from portwatch.roles import Role, role_of
 
 
@@ -68,6 +68,10 @@ GROUPS: list[tuple[str, list[Link]]] = [
 ]
 
 
+# Every page reverses every link of the menu (portwatch.links: without reverse()'s per-call set-up).
+_link = cache(UrlLink)
+
+
 @dataclass(frozen=True)
 class NavLink:
     title: str
@@ -88,7 +92,7 @@ def navigation(request) -> dict:
         return {}
     role = role_of(user)
     visible = [
-        (title, [(reverse(link.url_name), link) for link in links if role >= link.role]) for title, links in GROUPS
+        (title, [(_link(link.url_name)(), link) for link in links if role >= link.role]) for title, links in GROUPS
     ]
     current = _owner(request.path, [url for _, pairs in visible for url, _ in pairs])
     groups = []

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from inventory.choices import Protocol
 from inventory.models import Host, Zone
+from portwatch.links import Link
 from scans.choices import (
     TERMINAL_CHUNK_STATUSES,
     TERMINAL_RUN_STATUSES,
@@ -31,6 +32,9 @@ from scans.choices import (
 from scans.constants import MASSCAN_DEFAULT_RATE
 from scans.schedules import Schedule
 from scans.scope import Rule
+
+# Links every list row makes (portwatch.links: reverse() without its per-call set-up).
+RUN_URL = Link("run-detail")
 
 
 class ScanProfile(models.Model):
@@ -236,7 +240,7 @@ class ScanRun(models.Model):
         super().save(*args, **kwargs)
 
     def get_absolute_url(self):
-        return reverse("run-detail", args=[self.public_id])
+        return RUN_URL(self.public_id)
 
     @property
     def is_fast_discovery(self) -> bool:

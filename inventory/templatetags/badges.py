@@ -8,12 +8,12 @@ whole template each time, which made them most of a page's rendering.
 """
 
 from django import template
-from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from inventory.choices import PolicyStatus, PortState
 from inventory.risk import RiskTable
+from portwatch.html import html
 
 register = template.Library()
 
@@ -37,7 +37,7 @@ def rule_badge(rule):
     if rule is None:
         return ""
     severity = rule.get_severity_display()
-    return format_html(
+    return html(
         '<span class="risk risk-{0}" title="{1}: {2} ({0} risk)">{0} · {1}</span>',
         severity,
         rule.label,
@@ -54,8 +54,8 @@ def policy_badge(service, show_rule=False):
     text = "violation" if status == PolicyStatus.REJECTED else PolicyStatus(status).label
     rule = service.policy_rule if service.policy_status else None
     if rule is None:
-        return format_html('<span class="policy policy-{}">{}</span>', status, text)
-    badge = format_html(
+        return html('<span class="policy policy-{}">{}</span>', status, text)
+    badge = html(
         '<span class="policy policy-{}" title="{}: {}">{}</span>',
         status,
         str(rule),
@@ -63,5 +63,5 @@ def policy_badge(service, show_rule=False):
         text,
     )
     if show_rule:
-        return format_html('{} <a class="small" href="{}">rule</a>', badge, rule.get_absolute_url())
+        return html('{} <a class="small" href="{}">rule</a>', badge, rule.get_absolute_url())
     return badge

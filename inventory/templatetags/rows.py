@@ -11,10 +11,10 @@ stays in ``templates/includes/``.
 from django import template
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
 
 from inventory.choices import PortState
 from inventory.templatetags.badges import policy_badge, risk_badge
+from portwatch.html import html, html_join
 
 register = template.Library()
 
@@ -23,9 +23,9 @@ def when(value) -> str:
     """A time as "3 hours ago": the exact instant in the person's zone in its title (a pointer's hover)
     and, where there is no hover (a phone's stacked rows, portwatch.css), written out beside it."""
     if value is None:
-        return format_html('<td class="muted">–</td>')
+        return html('<td class="muted">–</td>')
     local = timezone.localtime(value)
-    return format_html(
+    return html(
         '<td><time datetime="{}" title="{}">{}</time></td>',
         local.isoformat(),
         local.strftime("%Y-%m-%d %H:%M %Z"),
@@ -34,25 +34,25 @@ def when(value) -> str:
 
 
 def counted(value: int, css: str) -> str:
-    return format_html('<td class="{}">{}</td>', css, value) if value else format_html("<td>{}</td>", value)
+    return html('<td class="{}">{}</td>', css, value) if value else html("<td>{}</td>", value)
 
 
 def _names(host) -> str:
     """The name people gave it (web-1), then the hostname the network gave it."""
     if host.name and host.hostname:
-        return format_html('<strong>{}</strong> <span class="muted">{}</span>', host.name, host.hostname)
-    return format_html("<strong>{}</strong>", host.name) if host.name else host.hostname
+        return html('<strong>{}</strong> <span class="muted">{}</span>', host.name, host.hostname)
+    return html("<strong>{}</strong>", host.name) if host.name else host.hostname
 
 
 @register.simple_tag
 def host_rows(hosts):
-    return format_html_join("\n", "{}", ((_host_row(host),) for host in hosts))
+    return html_join("\n", "{}", ((_host_row(host),) for host in hosts))
 
 
 def _host_row(host) -> str:
-    tags = format_html_join("", '<span class="tag">{}</span>', ((tag.name,) for tag in host.tags.all()))
+    tags = html_join("", '<span class="tag">{}</span>', ((tag.name,) for tag in host.tags.all()))
     risk = host.risk_label
-    return format_html(
+    return html(
         '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}{}'
         '<td>{}</td><td><span class="status status-{}">{}</span></td>{}</tr>',
         host.get_absolute_url(),
@@ -64,7 +64,7 @@ def _host_row(host) -> str:
         host.open_count,
         counted(host.unreviewed_count, "count-warn"),
         counted(host.violating_count, "count-bad"),
-        format_html('<span class="risk risk-{0}">{0}</span>', risk) if risk else "",
+        html('<span class="risk risk-{0}">{0}</span>', risk) if risk else "",
         host.status,
         host.get_status_display(),
         when(host.last_scanned),
@@ -74,7 +74,7 @@ def _host_row(host) -> str:
 @register.simple_tag(takes_context=True)
 def service_rows(context, services):
     can_review = bool(context.get("can_review"))
-    return format_html_join("\n", "{}", ((_service_row(context, service, can_review),) for service in services))
+    return html_join("\n", "{}", ((_service_row(context, service, can_review),) for service in services))
 
 
 def _service_row(context, service, can_review: bool) -> str:
@@ -83,15 +83,15 @@ def _service_row(context, service, can_review: bool) -> str:
     if can_review:
         box = ""
         if service.state == PortState.OPEN:
-            box = format_html(
+            box = html(
                 '<input type="checkbox" name="token" form="review" value="{}" aria-label="Choose {} {}/{}">',
                 getattr(service, "review_token", ""),  # set by the view for reviewers
                 host.address,
                 service.port,
                 service.protocol,
             )
-        choose = format_html("<td>{}</td>", box)
-    return format_html(
+        choose = html("<td>{}</td>", box)
+    return html(
         '<tr>{}<td><a href="{}">{}</a> <span class="muted">{}</span></td><td>{}</td><td><a href="{}">{}/{}</a></td>'
         '<td><span class="state state-{}">{}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}</tr>',
         choose,

@@ -1,13 +1,13 @@
 """Template tags the scan engine lends to other apps' pages."""
 
 from django import template
-from django.urls import reverse
-from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from inventory.models import PORT_URL
 from inventory.templatetags.badges import risk_badge
 from inventory.templatetags.rows import when
-from reach.models import VantagePoint
+from portwatch.html import html, html_join
+from reach.models import VANTAGE_URL, VantagePoint
 from scans.choices import CERTIFICATE_KINDS, LISTENER_KINDS
 from scans.targets import parse_target, parse_targets
 
@@ -47,12 +47,12 @@ def change_state(state):
         return mark_safe('<span class="muted">–</span>')
     if state.get("mode") and state.get("vantage"):
         # A segmentation change (reach.segmentation): the rule's mode and the vantage point.
-        return format_html('<span class="badge">{}</span> from {}', state["mode"], state["vantage"])
+        return html('<span class="badge">{}</span> from {}', state["mode"], state["vantage"])
     if "addresses" in state and "scope" in state:
         # A listener change (listeners.reports): where it listens, and which process, as the host reported.
         addresses = ", ".join("every address" if address == "*" else str(address) for address in state["addresses"])
-        process = format_html(" by {}", state["process"]) if state.get("process") else ""
-        return format_html(
+        process = html(" by {}", state["process"]) if state.get("process") else ""
+        return html(
             '<span class="finding">{}</span> {}{}',
             str(state["scope"]).replace("all", "all interfaces"),
             addresses,
@@ -60,7 +60,7 @@ def change_state(state):
         )
     if "fingerprint" in state:
         # A certificate change (certs): its subject, end and fingerprint, as the scanned host served them.
-        return format_html(
+        return html(
             '{} <span class="muted">until {} · {}…</span>',
             state.get("subject") or "(no subject)",
             str(state.get("not_after") or "")[:10],
@@ -69,12 +69,12 @@ def change_state(state):
     parts = []
     for key in ("state", "status"):
         if state.get(key):
-            parts.append(format_html('<span class="state state-{0}">{0}</span>', state[key]))
+            parts.append(html('<span class="state state-{0}">{0}</span>', state[key]))
     text = " ".join(str(state.get(key) or "") for key in ("name", "product", "version"))
     hostnames = state.get("hostnames")
     if hostnames:
         text += ", ".join(str(name) for name in hostnames)
-    return format_html("{} {}", format_html_join("", "{}", ((part,) for part in parts)), text)
+    return html("{} {}", html_join("", "{}", ((part,) for part in parts)), text)
 
 
 @register.simple_tag(takes_context=True)
@@ -82,16 +82,16 @@ def change_rows(context, changes, show_run=False):
     """The changes table's rows, built in Python for the reason ``inventory.templatetags.rows`` gives."""
     # Where each change was seen from: the vantage points' names, read once (a few rows).
     vantages = dict(VantagePoint.objects.values_list("pk", "name"))
-    return format_html_join("\n", "{}", ((_change_row(context, change, show_run, vantages),) for change in changes))
+    return html_join("\n", "{}", ((_change_row(context, change, show_run, vantages),) for change in changes))
 
 
 def _change_row(context, change, show_run: bool, vantages: dict) -> str:
     host = change.host
     port = ""
     if change.port:
-        port = format_html(
+        port = html(
             '<a href="{}">{}/{}</a> {}',
-            reverse("port-detail", args=[host.public_id, change.protocol, change.port]),
+            PORT_URL(host.public_id, change.protocol, change.port),
             change.port,
             change.protocol,
             risk_badge(context, change.protocol, change.port, (change.after or {}).get("name", "")),
@@ -106,14 +106,12 @@ def _change_row(context, change, show_run: bool, vantages: dict) -> str:
         # It follows from a rule (reach.segmentation), not from a scan.
         run = mark_safe('<td><span class="muted">a rule</span></td>')
     elif show_run:
-        run = format_html(
-            '<td><a href="{}">{}</a></td>', change.run.get_absolute_url(), change.run.get_trigger_display()
-        )
+        run = html('<td><a href="{}">{}</a></td>', change.run.get_absolute_url(), change.run.get_trigger_display())
     where = ""
     if change.vantage_id in vantages:
         name = vantages[change.vantage_id]
-        where = format_html(' <a class="muted" href="{}">from {}</a>', reverse("vantage-detail", args=[name]), name)
-    return format_html(
+        where = html(' <a class="muted" href="{}">from {}</a>', VANTAGE_URL(name), name)
+    return html(
         '<tr>{}<td><span class="badge kind-{}">{}</span>{}</td><td><a href="{}">{}</a></td><td>{}</td>'
         "<td>{}</td><td>{}</td>{}</tr>",
         when(change.created_at),
