@@ -22,6 +22,7 @@ from inventory.filters import HostFilter, ServiceFilter
 from inventory.forms import PortRuleForm, ReviewForm
 from inventory.models import AuditEntry, Host, PortRule, Service, Zone
 from portwatch.api.base import FormSerializer, RoleMixin
+from portwatch.api.fast_read import FastRead
 from portwatch.roles import Role
 
 REVIEW_ACTIONS = {"review.approve": Decision.APPROVED, "review.reject": Decision.REJECTED}
@@ -54,7 +55,7 @@ class ZoneViewSet(RoleMixin, viewsets.ReadOnlyModelViewSet):
 # --- hosts and services --------------------------------------------------------------
 
 
-class HostRefSerializer(serializers.ModelSerializer):
+class HostRefSerializer(FastRead, serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
     zone = serializers.CharField(source="zone.name", read_only=True)
 
@@ -63,7 +64,7 @@ class HostRefSerializer(serializers.ModelSerializer):
         fields = ["id", "address", "zone"]
 
 
-class ServiceSerializer(serializers.ModelSerializer):
+class ServiceSerializer(FastRead, serializers.ModelSerializer):
     """One port of one host. Names, products and script output come from the
     scanned host: treat them as untrusted text."""
 
@@ -112,7 +113,7 @@ class HostPortSerializer(ServiceSerializer):
         read_only_fields = fields
 
 
-class HostSerializer(serializers.ModelSerializer):
+class HostSerializer(FastRead, serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
     zone = serializers.CharField(source="zone.name", read_only=True)
     tags = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)

@@ -23,6 +23,7 @@ from inventory.choices import Protocol
 from inventory.constants import DEFAULT_ZONE, PORT_MAX, PORT_MIN
 from inventory.models import Zone
 from portwatch.api.base import FormSerializer, RelatedIdsField, RoleMixin, save_audited
+from portwatch.api.fast_read import FastRead
 from reach.models import VantagePoint
 from scans import scope_rules, services
 from scans.choices import PortScope, ProfileKind, RunStatus, ScanType, ScheduleKind, ScopeAction, Timing, Trigger
@@ -38,7 +39,7 @@ from scans.targets import TargetSpecError
 # --- changes -------------------------------------------------------------------------
 
 
-class ChangeSerializer(serializers.ModelSerializer):
+class ChangeSerializer(FastRead, serializers.ModelSerializer):
     """Something a scan saw differ. ``before``/``after`` hold what the scanned host
     announced (service names, products): untrusted text."""
 
