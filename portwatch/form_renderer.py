@@ -4,15 +4,17 @@ Every list page carries a filter form whose selects (zones, tags, kinds,
 risks...) Django renders through a template per option: the selects were a
 fifth of a list page's CPU time under load. ``render`` builds exactly the
 HTML of Django's ``select.html`` / ``select_option.html`` / ``attrs.html``
-(escaped with ``format_html``; tests/test_form_renderer.py holds the two to
-the same output) and hands every other widget to the templates.
+(escaped as ``format_html`` escapes, by ``portwatch.html``;
+tests/test_form_renderer.py holds the two to the same output) and hands
+every other widget to the templates.
 
 Settings: ``FORM_RENDERER = "portwatch.form_renderer.FormRenderer"``.
 """
 
 from django.forms.renderers import DjangoTemplates
-from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+
+from portwatch.html import html, html_join
 
 SELECT = "django/forms/widgets/select.html"
 OPTION = "django/forms/widgets/select_option.html"
@@ -20,8 +22,8 @@ CLOSE = mark_safe("\n</select>")  # a constant, nothing to escape
 
 
 def joined(parts) -> str:
-    """Safe pieces joined (each one already escaped by format_html)."""
-    return format_html_join("", "{}", ((part,) for part in parts))
+    """Safe pieces joined (each one already escaped by html())."""
+    return html_join("", "{}", ((part,) for part in parts))
 
 
 def attrs(values: dict) -> str:
@@ -29,23 +31,23 @@ def attrs(values: dict) -> str:
     parts = []
     for name, value in values.items():
         if value is True:
-            parts.append(format_html(" {}", name))
+            parts.append(html(" {}", name))
         elif value is not False:
-            parts.append(format_html(' {}="{}"', name, value))
+            parts.append(html(' {}="{}"', name, value))
     return joined(parts)
 
 
 def option(widget: dict) -> str:
     # The option template ends in a newline, which Django's output keeps.
-    return format_html('<option value="{}"{}>{}</option>\n', widget["value"], attrs(widget["attrs"]), widget["label"])
+    return html('<option value="{}"{}>{}</option>\n', widget["value"], attrs(widget["attrs"]), widget["label"])
 
 
 def select(widget: dict) -> str:
-    parts = [format_html('<select name="{}"{}>', widget["name"], attrs(widget["attrs"]))]
+    parts = [html('<select name="{}"{}>', widget["name"], attrs(widget["attrs"]))]
     for group_name, group_choices, _ in widget["optgroups"]:
-        options = format_html_join("", "\n  {}", ((option(choice),) for choice in group_choices))
+        options = html_join("", "\n  {}", ((option(choice),) for choice in group_choices))
         if group_name:
-            parts.append(format_html('\n  <optgroup label="{}">{}\n  </optgroup>', group_name, options))
+            parts.append(html('\n  <optgroup label="{}">{}\n  </optgroup>', group_name, options))
         else:
             parts.append(options)
     parts.append(CLOSE)
