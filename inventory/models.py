@@ -31,6 +31,7 @@ from inventory.choices import (
 from inventory.constants import DEFAULT_ZONE, PORT_MAX, PORT_MIN, SERVICE_TEXT_MAX_LENGTH
 from inventory.lookups import InCidr  # noqa: F401  (registers address__in_cidr)
 from inventory.ports import PortSet
+from portwatch.choices_display import display
 from portwatch.links import Link
 
 # Links every list row makes (portwatch.links: reverse() without its per-call set-up).
@@ -587,7 +588,7 @@ class PortRule(ScopedRule, models.Model):
         ]
 
     def __str__(self):
-        return f"{self.get_decision_display()} {self.ports_label} on {self.scope_label}"
+        return f"{display(self, 'decision')} {self.ports_label} on {self.scope_label}"
 
     def save(self, *args, **kwargs):
         self.specificity = specificity_of(self)

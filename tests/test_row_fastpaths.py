@@ -17,12 +17,14 @@ from django.utils.functional import lazy
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from inventory.choices import PolicyStatus, Protocol
-from inventory.models import HOST_URL, PORT_URL, RULE_URL
+from inventory.choices import Decision, HostStatus, PolicyStatus, PortState, Protocol, RiskCategory, Severity
+from inventory.models import HOST_URL, PORT_URL, RULE_URL, Host, PortRule, RiskRule, Service
+from portwatch.choices_display import display
 from portwatch.html import html, html_join
 from portwatch.links import Link
 from reach.models import VANTAGE_URL
-from scans.models import RUN_URL
+from scans.choices import ChangeKind, Trigger
+from scans.models import RUN_URL, Change, ScanRun
 
 pytestmark = pytest.mark.sqlite
 
@@ -173,3 +175,27 @@ def test_link_builds_the_site_urls_itself(monkeypatch, settings):
             assert PORT_URL(public_id, "tcp", 22) == expected
         finally:
             set_urlconf(None)
+
+
+DISPLAYED = [
+    (Host, "status", HostStatus),
+    (Service, "state", PortState),
+    (Change, "kind", ChangeKind),
+    (ScanRun, "trigger", Trigger),
+    (RiskRule, "severity", Severity),
+    (RiskRule, "category", RiskCategory),
+    (PortRule, "decision", Decision),
+]
+
+
+@pytest.mark.parametrize(("model", "name", "choices"), DISPLAYED, ids=lambda value: getattr(value, "__name__", value))
+def test_display_is_get_foo_display(model, name, choices):
+    field = model._meta.get_field(name)
+    values = [value for value, _ in field.flatchoices]
+    assert values
+    # the enum members code assigns before saving, values outside the choices, nothing
+    values += [*choices, "", "not-a-choice", "<b>", 0, 99, None]
+    instance = model()
+    for value in values:
+        setattr(instance, name, value)
+        assert display(instance, name) == getattr(instance, f"get_{name}_display")(), value

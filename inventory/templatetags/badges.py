@@ -13,6 +13,7 @@ from django.utils.text import Truncator
 
 from inventory.choices import PolicyStatus, PortState
 from inventory.risk import RiskTable
+from portwatch.choices_display import display
 from portwatch.html import html
 
 register = template.Library()
@@ -36,12 +37,12 @@ def rule_badge(rule):
     """A risk table entry: its severity and label, its category in the title."""
     if rule is None:
         return ""
-    severity = rule.get_severity_display()
+    severity = display(rule, "severity")
     return html(
         '<span class="risk risk-{0}" title="{1}: {2} ({0} risk)">{0} · {1}</span>',
         severity,
         rule.label,
-        rule.get_category_display(),
+        display(rule, "category"),
     )
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from inventory.choices import PortState
 from inventory.templatetags.badges import policy_badge, risk_badge
+from portwatch.choices_display import display
 from portwatch.html import html, html_join
 
 register = template.Library()
@@ -66,7 +67,7 @@ def _host_row(host) -> str:
         counted(host.violating_count, "count-bad"),
         html('<span class="risk risk-{0}">{0}</span>', risk) if risk else "",
         host.status,
-        host.get_status_display(),
+        display(host, "status"),
         when(host.last_scanned),
     )
 
@@ -103,7 +104,7 @@ def _service_row(context, service, can_review: bool) -> str:
         service.port,
         service.protocol,
         service.state,
-        service.get_state_display(),
+        display(service, "state"),
         policy_badge(service, show_rule=True),
         risk_badge(context, service.protocol, service.port, service.name),
         service.name,

@@ -6,6 +6,7 @@ from django.utils.safestring import mark_safe
 from inventory.models import PORT_URL
 from inventory.templatetags.badges import risk_badge
 from inventory.templatetags.rows import when
+from portwatch.choices_display import display
 from portwatch.html import html, html_join
 from reach.models import VANTAGE_URL, VantagePoint
 from scans.choices import CERTIFICATE_KINDS, LISTENER_KINDS
@@ -106,7 +107,7 @@ def _change_row(context, change, show_run: bool, vantages: dict) -> str:
         # It follows from a rule (reach.segmentation), not from a scan.
         run = mark_safe('<td><span class="muted">a rule</span></td>')
     elif show_run:
-        run = html('<td><a href="{}">{}</a></td>', change.run.get_absolute_url(), change.run.get_trigger_display())
+        run = html('<td><a href="{}">{}</a></td>', change.run.get_absolute_url(), display(change.run, "trigger"))
     where = ""
     if change.vantage_id in vantages:
         name = vantages[change.vantage_id]
@@ -116,7 +117,7 @@ def _change_row(context, change, show_run: bool, vantages: dict) -> str:
         "<td>{}</td><td>{}</td>{}</tr>",
         when(change.created_at),
         change.kind,
-        change.get_kind_display(),
+        display(change, "kind"),
         where,
         host.get_absolute_url(),
         host.address,
