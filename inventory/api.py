@@ -20,7 +20,7 @@ from inventory import audit, policy, review
 from inventory.choices import Decision, Protocol, RuleScope
 from inventory.filters import HostFilter, ServiceFilter
 from inventory.forms import PortRuleForm, ReviewForm
-from inventory.models import AuditEntry, Host, PortRule, Service, Zone
+from inventory.models import AuditEntry, Host, PortRule, Service, Zone, tags_of, with_tag_list
 from portwatch.api.base import FormSerializer, RoleMixin
 from portwatch.api.fast_read import FastRead
 from portwatch.roles import Role
@@ -116,7 +116,7 @@ class HostPortSerializer(ServiceSerializer):
 class HostSerializer(FastRead, serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
     zone = serializers.CharField(source="zone.name", read_only=True)
-    tags = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    tags = serializers.SerializerMethodField()
     risk_label = serializers.CharField(read_only=True)
 
     class Meta:
@@ -141,6 +141,10 @@ class HostSerializer(FastRead, serializers.ModelSerializer):
             "last_change_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField(), read_only=True))
+    def get_tags(self, host) -> list[str]:
+        return [tag.name for tag in tags_of(host)]
 
 
 class HostDetailSerializer(HostSerializer):
@@ -171,7 +175,7 @@ class HostViewSet(RoleMixin, viewsets.ReadOnlyModelViewSet):
     lookup_url_kwarg = "id"
 
     def get_queryset(self):
-        return Host.objects.select_related("zone", "seen_ports").prefetch_related("tags")
+        return with_tag_list(Host.objects.select_related("zone", "seen_ports"))
 
     def get_serializer_class(self):
         return HostDetailSerializer if self.action == "retrieve" else HostSerializer

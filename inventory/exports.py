@@ -15,6 +15,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
+from inventory.models import tags_of
+
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CHUNK = 2000
 
@@ -35,7 +37,7 @@ def host_row(host) -> dict:
         "address": host.address,
         "zone": host.zone.name,
         "hostnames": " ".join(host.hostnames),
-        "tags": " ".join(tag.name for tag in host.tags.all()),
+        "tags": " ".join(tag.name for tag in tags_of(host)),
         "owner": host.owner,
         "status": host.status,
         "open_ports": host.open_count,

@@ -16,7 +16,7 @@ from inventory.audit import AuditedFormMixin
 from inventory.choices import Decision, PortState
 from inventory.filters import AuditFilter, HostFilter, ServiceFilter
 from inventory.forms import HostForm, ReviewForm, RiskRuleForm, ZoneForm, tags_named
-from inventory.models import AuditEntry, Host, HostTag, RiskRule, Service, Zone
+from inventory.models import AuditEntry, Host, HostTag, RiskRule, Service, Zone, with_tag_list
 from portwatch.roles import Role, RoleRequiredMixin
 from scans.models import Change, ScanRun
 from tallies import read
@@ -88,7 +88,7 @@ class HostListView(FilteredListView):
     export_row = staticmethod(exports.host_row)
 
     def base_queryset(self):
-        return Host.objects.select_related("zone").prefetch_related("tags")
+        return with_tag_list(Host.objects.select_related("zone"))
 
     def shown(self, queryset):
         # What inventory.templatetags.rows.host_rows shows, and every sort's keys (exports keep all columns).

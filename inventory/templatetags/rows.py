@@ -13,6 +13,7 @@ from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.utils import timezone
 
 from inventory.choices import PortState
+from inventory.models import tags_of
 from inventory.templatetags.badges import policy_badge, risk_badge
 from portwatch.choices_display import display
 from portwatch.html import html, html_join
@@ -51,7 +52,7 @@ def host_rows(hosts):
 
 
 def _host_row(host) -> str:
-    tags = html_join("", '<span class="tag">{}</span>', ((tag.name,) for tag in host.tags.all()))
+    tags = html_join("", '<span class="tag">{}</span>', ((tag.name,) for tag in tags_of(host)))
     risk = host.risk_label
     return html(
         '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}{}'
