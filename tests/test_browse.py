@@ -269,3 +269,23 @@ def test_list_columns_sort_by_clicking_their_headings(as_viewer):
     assert '<th aria-sort="ascending"><a href="?sort=port">Port' in ports and 'href="?sort=host"' in ports
     # The overview's short list has plain headings.
     assert "aria-sort" not in as_viewer.get(reverse("overview")).content.decode()
+
+
+def test_the_hosts_export_lists_tags_without_a_query_per_host(as_viewer):
+    tag = Tag.objects.create(name="edge")
+
+    def export() -> tuple[list[dict], int]:
+        with CaptureQueriesContext(connection) as captured:
+            response = as_viewer.get(reverse("host-list"), {"format": "csv"})
+            body = b"".join(response.streaming_content).decode()
+        return list(csv.DictReader(io.StringIO(body))), len(captured)
+
+    observe({f"127.69.0.{i}": [22] for i in range(1, 4)})
+    for host in Host.objects.all():
+        HostTag.objects.create(host=host, tag=tag)
+    rows, few = export()
+    assert {row["tags"] for row in rows} == {"edge"}
+    observe({f"127.69.1.{i}": [22] for i in range(1, 41)})
+    rows, many = export()
+    assert len(rows) == 43 and [row["tags"] for row in rows].count("edge") == 3
+    assert many == few
