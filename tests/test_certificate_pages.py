@@ -180,3 +180,14 @@ def test_the_api_refuses_a_bad_filter(api_viewer, certificates):
     response = api_viewer.get(reverse("api:certificate-list"), {"finding": "nonsense", "port": "70000"})
     assert response.status_code == 400
     assert set(response.json()) == {"finding", "port"}
+
+
+def test_the_list_names_each_port_s_host(as_viewer, certificates):
+    """The name people gave the host, else the name the network gave it (escaped either way)."""
+    from inventory.models import Host
+
+    Host.objects.filter(address="127.68.0.1").update(name="web-<1>")
+    Host.objects.filter(address="127.68.0.2").update(hostnames=["expired-host.lab"])
+    page = as_viewer.get(reverse("certificate-list")).content.decode()
+    assert "<strong>web-&lt;1&gt;</strong>" in page
+    assert "<strong>expired-host.lab</strong>" in page
