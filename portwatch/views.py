@@ -12,7 +12,7 @@ from django.shortcuts import render
 from django.views.generic import TemplateView
 
 from inventory import paging
-from portwatch import dashboard
+from portwatch import dashboard, overview_fragments
 from portwatch.roles import RoleRequiredMixin
 
 
@@ -36,6 +36,12 @@ class OverviewView(RoleRequiredMixin, TemplateView):
             poll_seconds=settings.OVERVIEW_POLL_SECONDS,
             cache_seconds=settings.OVERVIEW_CACHE_SECONDS,
             snapshot_minutes=settings.SNAPSHOT_MINUTES,
+        )
+        # The poll swaps the recent lists in out of band (overview_poll.html).
+        polled = bool(self.request.headers.get("HX-Request"))
+        context["live_html"] = overview_fragments.rendered(overview_fragments.LIVE, context, self.request)
+        context["recent_html"] = overview_fragments.rendered(
+            overview_fragments.RECENT, context, self.request, oob=polled
         )
         return context
 

@@ -396,3 +396,71 @@ def test_a_run_that_ends_adds_a_chart_point_at_most_once_a_minute(fleet):
     InventorySnapshot.objects.update(taken_at=timezone.now() - timedelta(minutes=2))
     finished_run()
     assert InventorySnapshot.objects.count() == 2
+
+
+def _poll(client, query=None) -> str:
+    response = client.get(reverse("overview"), query or {}, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+@pytest.fixture
+def shared_overview(settings):
+    from django.core.cache import cache
+
+    settings.OVERVIEW_CACHE_SECONDS = 30
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_viewers_within_a_reading_share_its_rendered_panels_and_see_what_they_would_have_rendered(
+    fleet, settings, shared_overview, viewer, reviewer, admin
+):
+    """The poll's HTML is rendered once per reading, time zone, role and query, and is what each would have got."""
+    from unittest import mock
+
+    from django.test import Client
+
+    from accounts import time_zones
+    from portwatch import overview_fragments
+
+    def client_of(user, zone=None):
+        client = Client()
+        client.force_login(user)
+        if zone:
+            session = client.session
+            session[time_zones.SESSION_KEY] = zone
+            session.save()
+        return client
+
+    other_viewer = type(viewer).objects.create(username="vera-viewer")
+    other_viewer.groups.set(viewer.groups.all())
+    renders = mock.Mock(wraps=overview_fragments.render_to_string)
+    with mock.patch.object(overview_fragments, "render_to_string", renders):
+        first = _poll(client_of(viewer))
+        assert renders.call_count == 2  # the live panel and the recent lists
+        assert _poll(client_of(other_viewer)) == first  # the same reading, zone and role: shared
+        assert renders.call_count == 2
+        paris = _poll(client_of(viewer, "Europe/Paris"))  # another zone: its own times
+        admins = _poll(client_of(admin))  # another role
+        made_up = _poll(client_of(viewer), {"range": "7", "utm": "x"})  # not the overview's own query
+        assert renders.call_count == 8
+        _poll(client_of(viewer), {"range": "7", "utm": "y"})
+        assert renders.call_count == 10  # a made-up query is rendered for itself, never kept
+    assert paris != first and admins == first and made_up
+    # Nothing of the person is in what is shared: no name, no CSRF token.
+    for text in (first, paris):
+        assert "victor-viewer" not in text and "csrfmiddlewaretoken" not in text
+    # What the cache served is what rendering without it gives for the same figures.
+    settings.OVERVIEW_CACHE_SECONDS = 0
+    uncached = _poll(client_of(other_viewer))
+    assert _strip_times(uncached) == _strip_times(first)
+
+
+def _strip_times(page: str) -> str:
+    """The panels without what moves with the clock (the reading's time, "N minutes ago", the chart's
+    span) or says it is shared."""
+    page = re.sub(r"\d\d:\d\d:\d\d", "T", page).replace(", shared by everyone looking within 30 s", "")
+    page = re.sub(r'data-series="[^"]*"', "", page)
+    return re.sub(r">[^<]*\bago\b[^<]*<", "><", page)
