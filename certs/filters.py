@@ -9,6 +9,7 @@ from django.utils import timezone
 from certs.choices import Finding
 from certs.models import Sighting
 from inventory.models import Zone
+from portwatch.choice_filters import ModelChoiceFilter
 
 
 class CertificateFilter(django_filters.FilterSet):
@@ -16,7 +17,7 @@ class CertificateFilter(django_filters.FilterSet):
     finding = django_filters.ChoiceFilter(
         choices=Finding.choices, method="by_finding", empty_label="any", label="Finding"
     )
-    zone = django_filters.ModelChoiceFilter(
+    zone = ModelChoiceFilter(
         queryset=Zone.objects.all(),
         to_field_name="name",
         field_name="service__host__zone",

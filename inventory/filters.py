@@ -13,6 +13,7 @@ from inventory.choices import HostStatus, PolicyStatus, PortState, Protocol, Sev
 from inventory.constants import PORT_MAX, PORT_MIN
 from inventory.models import AuditEntry, Host, HostTag, Service, Tag, Zone
 from listeners.choices import BIND_BROKEN, BIND_BROKEN_LABEL, Finding
+from portwatch.choice_filters import ModelChoiceFilter
 from scans import freshness
 
 OPEN_FINDINGS = (Finding.EXPOSED, Finding.FORWARDED)
@@ -88,9 +89,9 @@ SERVICE_RISK_SORT = ["-risk", "first_seen"]
 SMALL_TAG_HOSTS = 2000
 
 
-def host_zone_filter(**options) -> django_filters.ModelChoiceFilter:
+def host_zone_filter(**options) -> ModelChoiceFilter:
     """By the zone of the row's host (``?zone=<name>``): ports, changes, a vantage point's view, violations."""
-    return django_filters.ModelChoiceFilter(
+    return ModelChoiceFilter(
         queryset=Zone.objects.all(),
         to_field_name="name",
         field_name="host__zone",
@@ -132,7 +133,7 @@ class _InventoryFilter(django_filters.FilterSet):
     def search(self, queryset, name, value):
         return self.search_function(queryset, search.parse(value))
 
-    tag = django_filters.ModelChoiceFilter(
+    tag = ModelChoiceFilter(
         queryset=Tag.objects.all(), to_field_name="name", method="filter_tag", empty_label="all tags", label="Tag"
     )
     # How the filtered rows name their host: "pk" for hosts, "host_id" for ports.
@@ -154,9 +155,7 @@ class _InventoryFilter(django_filters.FilterSet):
 
 
 class HostFilter(_InventoryFilter):
-    zone = django_filters.ModelChoiceFilter(
-        queryset=Zone.objects.all(), to_field_name="name", empty_label="all zones", label="Zone"
-    )
+    zone = ModelChoiceFilter(queryset=Zone.objects.all(), to_field_name="name", empty_label="all zones", label="Zone")
     owner = django_filters.CharFilter(field_name="owner", lookup_expr="iexact", label="Owner")
     policy = django_filters.ChoiceFilter(
         choices=[

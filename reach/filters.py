@@ -5,6 +5,7 @@ import django_filters
 from inventory.choices import PortState, Protocol
 from inventory.constants import PORT_MAX, PORT_MIN
 from inventory.filters import host_zone_filter
+from portwatch.choice_filters import ModelChoiceFilter
 from reach.models import HostView, PortView, VantagePoint
 
 
@@ -36,9 +37,7 @@ STATE_CHOICES = [*PortState.choices, ("all", "all")]
 class ApiPortViewFilter(PortViewFilter):
     """``/api/port-views/``: every vantage point's view, or one's (``vantage``), of one host (``host``)."""
 
-    vantage = django_filters.ModelChoiceFilter(
-        queryset=VantagePoint.objects.all(), to_field_name="name", label="Vantage point (name)"
-    )
+    vantage = ModelChoiceFilter(queryset=VantagePoint.objects.all(), to_field_name="name", label="Vantage point (name)")
     host = django_filters.UUIDFilter(field_name="host__public_id", label="Host id")
     protocol = django_filters.ChoiceFilter(choices=Protocol.choices)
     state = django_filters.ChoiceFilter(

@@ -6,6 +6,7 @@ from django import forms
 from inventory.choices import RuleScope
 from inventory.filters import host_zone_filter
 from inventory.forms import ScopedRuleForm
+from portwatch.choice_filters import ModelChoiceFilter
 from reach.models import SegmentationRule, SegmentationViolation, VantagePoint
 from reach.segmentation_choices import SegmentationMode
 
@@ -67,7 +68,7 @@ class SegmentationRuleFilter(django_filters.FilterSet):
 
     mode = django_filters.ChoiceFilter(choices=SegmentationMode.choices, empty_label="any", label="Mode")
     scope = django_filters.ChoiceFilter(choices=RuleScope.choices, empty_label="any", label="Scope")
-    vantage = django_filters.ModelChoiceFilter(
+    vantage = ModelChoiceFilter(
         queryset=VantagePoint.objects.all(),
         to_field_name="name",
         field_name="vantage_points",
@@ -83,7 +84,7 @@ class SegmentationRuleFilter(django_filters.FilterSet):
 class SegmentationViolationFilter(django_filters.FilterSet):
     """The violations page's filters (each an equality on an indexed column, or the host's zone)."""
 
-    vantage = django_filters.ModelChoiceFilter(
+    vantage = ModelChoiceFilter(
         queryset=VantagePoint.objects.all(),
         to_field_name="name",
         field_name="vantage",

@@ -24,6 +24,7 @@ from inventory.constants import DEFAULT_ZONE, PORT_MAX, PORT_MIN
 from inventory.models import Zone
 from portwatch.api.base import FormSerializer, RelatedIdsField, RoleMixin, save_audited
 from portwatch.api.fast_read import FastRead
+from portwatch.choice_filters import ModelChoiceFilter
 from reach.models import VantagePoint
 from scans import scope_rules, services
 from scans.choices import PortScope, ProfileKind, RunStatus, ScanType, ScheduleKind, ScopeAction, Timing, Trigger
@@ -370,8 +371,8 @@ class RunFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=RunStatus.choices)
     trigger = django_filters.ChoiceFilter(choices=Trigger.choices)
     target = django_filters.UUIDFilter(field_name="target__public_id", label="Target id")
-    zone = django_filters.ModelChoiceFilter(queryset=Zone.objects.all(), to_field_name="name")
-    vantage = django_filters.ModelChoiceFilter(queryset=VantagePoint.objects.all(), to_field_name="name")
+    zone = ModelChoiceFilter(queryset=Zone.objects.all(), to_field_name="name")
+    vantage = ModelChoiceFilter(queryset=VantagePoint.objects.all(), to_field_name="name")
 
     class Meta:
         model = ScanRun

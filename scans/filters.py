@@ -10,6 +10,7 @@ from django.utils import timezone
 from inventory.choices import PolicyStatus
 from inventory.filters import RISK_CHOICES, host_zone_filter, tagged_hosts
 from inventory.models import Service, Tag
+from portwatch.choice_filters import ModelChoiceFilter
 from reach.models import VantagePoint
 from scans.choices import ChangeKind
 from scans.models import Change
@@ -30,11 +31,11 @@ class ChangeFilter(django_filters.FilterSet):
         choices=ChangeKind.choices, label="Kind", widget=forms.SelectMultiple(attrs={"size": 3}), distinct=False
     )
     zone = host_zone_filter()
-    tag = django_filters.ModelChoiceFilter(
+    tag = ModelChoiceFilter(
         queryset=Tag.objects.all(), to_field_name="name", method="filter_tag", empty_label="all tags", label="Tag"
     )
     # Where it was seen from: the zone's home (the inventory's changes) or another vantage point (exposures).
-    vantage = django_filters.ModelChoiceFilter(
+    vantage = ModelChoiceFilter(
         queryset=VantagePoint.objects.all(), to_field_name="name", empty_label="everywhere", label="Seen from"
     )
     risk = django_filters.ChoiceFilter(choices=RISK_CHOICES, method="by_port_row", label="Risk", empty_label="any")

@@ -289,3 +289,16 @@ def test_the_hosts_export_lists_tags_without_a_query_per_host(as_viewer):
     rows, many = export()
     assert len(rows) == 43 and [row["tags"] for row in rows].count("edge") == 3
     assert many == few
+
+
+def test_list_filters_read_their_choices_without_a_server_side_cursor(as_viewer, fleet):
+    """A zone or tag select is a few rows: one plain query, not DECLARE/FETCH/CLOSE (portwatch.choice_filters)."""
+    Tag.objects.create(name="edge")
+    urls = [reverse(name) for name in ("host-list", "port-list", "change-list", "certificate-list")]
+    for url in urls:
+        with CaptureQueriesContext(connection) as captured:
+            page = as_viewer.get(url).content.decode()
+        assert not [query["sql"] for query in captured.captured_queries if "DECLARE" in query["sql"]], url
+        assert '<option value="dc1">dc1</option>' in page or "dc1" in page, url
+    page = as_viewer.get(reverse("host-list")).content.decode()
+    assert '<option value="edge">edge</option>' in page
