@@ -70,7 +70,7 @@ def _record_batch(run, chunk, zone, now: datetime, batch: list[tuple[str, str, i
             seen[service.pk] = (service, fact)
     if not seen:
         return Counter()
-    certificates = _certificates([fact for _, fact in seen.values()], now)
+    certificates = certificate_rows([fact for _, fact in seen.values()], now)
     # The port rows are where two ingests of one port (overlapping targets) meet: locked in one order,
     # each reads the current certificates only once the other has committed its own.
     list(Service.objects.select_for_update().filter(pk__in=seen).order_by("pk").values_list("pk", flat=True))
@@ -133,8 +133,9 @@ def _record_batch(run, chunk, zone, now: datetime, batch: list[tuple[str, str, i
     return Counter(change.kind for change in changes)
 
 
-def _certificates(facts: list[CertificateFacts], now: datetime) -> dict[str, Certificate]:
-    """The Certificate rows of ``facts`` by fingerprint, the new ones created."""
+def certificate_rows(facts: list[CertificateFacts], now: datetime) -> dict[str, Certificate]:
+    """The Certificate rows of ``facts`` by fingerprint, the new ones created (the one place a
+    certificate's facts become its columns)."""
     wanted = {fact.sha256: fact for fact in facts}
     rows = {row.sha256: row for row in Certificate.objects.filter(sha256__in=wanted)}
     missing = [

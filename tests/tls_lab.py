@@ -200,34 +200,16 @@ def _handshake(context: ssl.SSLContext, conn: socket.socket) -> None:
 
 def put_certificate(service, made: MadeCertificate, *, current: bool = True, now=None):
     """A certificate on ``service`` straight into the database (pages and API tests; scans record them
-    through ``certs.record``); returns the Sighting."""
+    through ``certs.record``, whose rows it makes), current unless said; returns the Sighting."""
     from django.utils import timezone
 
-    from certs.models import Certificate, Sighting
+    from certs.models import Sighting
     from certs.parsing import parse_pem
+    from certs.record import certificate_rows
 
     now = now or timezone.now()
     facts = parse_pem(made.cert_pem.decode())
-    certificate, _ = Certificate.objects.get_or_create(
-        sha256=facts.sha256,
-        defaults={
-            "subject": facts.subject,
-            "issuer": facts.issuer,
-            "sans": list(facts.sans),
-            "serial": facts.serial,
-            "not_before": facts.not_before,
-            "not_after": facts.not_after,
-            "key_type": facts.key_type,
-            "key_bits": facts.key_bits,
-            "signature_algorithm": facts.signature_algorithm,
-            "signature_hash": facts.signature_hash,
-            "self_signed": facts.self_signed,
-            "weak_key": facts.weak_key,
-            "pem": facts.pem,
-            "names": "\n".join((facts.subject, *facts.sans)),
-            "first_seen": now,
-        },
-    )
+    certificate = certificate_rows([facts], now)[facts.sha256]
     return Sighting.objects.create(
         service=service,
         certificate=certificate,
