@@ -7,19 +7,18 @@ inventory's size, and the overview can poll them every few seconds.
 """
 
 import json
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import Max
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from inventory.choices import PolicyStatus, PortState
-from inventory.models import Host, InventorySnapshot, Service
+from inventory.models import Host, InventorySnapshot, Service, with_tag_list
 from inventory.snapshots import UNTIMED, counts_from
+from portwatch.shared_reading import shared
 from scans import freshness
 from scans.models import Change, ScanRun
 from tallies import read
@@ -50,31 +49,17 @@ CHART_MIN_POINTS = 3
 CHART_MIN_SPAN = timedelta(minutes=15)
 
 
-logger = logging.getLogger(__name__)
-
-
 def overview(chart_range: str) -> dict:
     """The overview's figures and recent lists: the same for every viewer, so
     read once per ``OVERVIEW_CACHE_SECONDS`` and shared (a wall of open
     overviews, each polling, is otherwise the same dozen queries per poll).
     Without a working cache every request reads its own."""
-    seconds = settings.OVERVIEW_CACHE_SECONDS
-    key = f"overview:{chart_range}"
-    if seconds:
-        try:
-            kept = cache.get(key)
-        except Exception:  # the cache is a speed-up: Redis down must not take the overview with it
-            logger.warning("overview: cache unavailable, reading the figures directly", exc_info=True)
-            seconds, kept = 0, None
-        if kept is not None:
-            return kept
-    figures = _read_overview(chart_range, timezone.now())
-    if seconds:
-        try:
-            cache.set(key, figures, seconds)
-        except Exception:
-            logger.warning("overview: could not keep the figures in the cache", exc_info=True)
-    return figures
+    return shared(
+        f"overview:{chart_range}",
+        settings.OVERVIEW_CACHE_SECONDS,
+        lambda: _read_overview(chart_range, timezone.now()),
+        what="overview figures",
+    )
 
 
 def _read_overview(chart_range: str, now: datetime) -> dict:
@@ -90,7 +75,7 @@ def _read_overview(chart_range: str, now: datetime) -> dict:
         "read_at": now,
         "changes": list(Change.objects.select_related("host", "run")[:15]),
         "runs": list(ScanRun.objects.select_related("target", "vantage")[:8]),
-        "hosts": list(Host.objects.select_related("zone").prefetch_related("tags").order_by("-last_change_at")[:10]),
+        "hosts": list(with_tag_list(Host.objects.select_related("zone")).order_by("-last_change_at")[:10]),
         "violating_ports": violating_ports(),
     }
 

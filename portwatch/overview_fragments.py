@@ -16,17 +16,13 @@ viewer rendered it, at most ``OVERVIEW_CACHE_SECONDS`` earlier. Without a
 working cache each request renders its own.
 """
 
-import logging
-
 from django.conf import settings
-from django.core.cache import cache
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from portwatch.roles import role_of
-
-logger = logging.getLogger(__name__)
+from portwatch.shared_reading import shared
 
 LIVE = "includes/overview_live.html"
 RECENT = "includes/overview_recent.html"
@@ -58,20 +54,10 @@ def _shared(request, context) -> bool:
 
 def rendered(template: str, context: dict, request, *, oob: bool = False) -> SafeString:
     """``{% include template %}`` (with ``oob``) for this viewer, shared with those who see the same."""
-    seconds = settings.OVERVIEW_CACHE_SECONDS if _shared(request, context) else 0
-    key = _key(template, context, request, oob)
-    if seconds:
-        try:
-            kept = cache.get(key)
-        except Exception:  # a speed-up: the cache down must not take the overview with it
-            logger.warning("overview: cache unavailable, rendering the figures directly", exc_info=True)
-            seconds, kept = 0, None
-        if kept is not None:
-            return mark_safe(kept)  # noqa: S308 - HTML this module rendered (escaped by the templates)
-    html = render_to_string(template, {**context, "oob": oob}, request=request)
-    if seconds:
-        try:
-            cache.set(key, str(html), seconds)
-        except Exception:
-            logger.warning("overview: could not keep the rendered figures in the cache", exc_info=True)
+    html = shared(
+        _key(template, context, request, oob),
+        settings.OVERVIEW_CACHE_SECONDS if _shared(request, context) else 0,
+        lambda: str(render_to_string(template, {**context, "oob": oob}, request=request)),
+        what="overview rendering",
+    )
     return mark_safe(html)  # noqa: S308 - rendered by the templates, which escape
