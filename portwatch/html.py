@@ -19,13 +19,12 @@ from html import escape as _escape
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString
 
-_PLAIN = str
 _NUMBERS = (int, float)
 
 
 def _escaped(value) -> str:
     kind = type(value)
-    if kind is _PLAIN:
+    if kind is str:
         return _escape(value)
     if kind in _NUMBERS:  # bool is not int here (type(True) is bool): it goes the general way
         return str(value)
