@@ -8,6 +8,7 @@ test_alert_loop.py.
 import hashlib
 import hmac
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -198,6 +199,11 @@ def test_a_rolled_back_ingest_writes_no_notification():
 
 def test_a_digest_collects_changes_and_is_sent_once_when_its_window_ends(receiver):
     channel = webhook(receiver.url, mode=DeliveryMode.DIGEST, digest_minutes=15)
+    # Windows end on the quarter hour: start well inside one, so both changes join one digest.
+    _, end = outbox.digest_window(channel, timezone.now())
+    left = end - timezone.now()
+    if left < timedelta(seconds=20):
+        time.sleep(left.total_seconds() + 0.1)
     observe({A: [22]})
     observe({B: [22]})
 

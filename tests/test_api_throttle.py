@@ -71,7 +71,7 @@ def test_bad_tokens_from_one_address_end_in_429_with_retry_after(good_token):
     assert [call("0" * 40, ATTACKER).status_code for _ in range(LIMIT - 1)] == [401] * (LIMIT - 1)
     response = call("1" * 40, ATTACKER)
     assert response.status_code == 429
-    assert response["Retry-After"] == "900"
+    assert 899 <= int(response["Retry-After"]) <= 900  # 900 s, less the moment between counting and answering
     assert "Too many bad API tokens" in response.json()["detail"]
     # A good token from that address is refused as well: a guesser learns nothing.
     refused = call(good_token, ATTACKER)

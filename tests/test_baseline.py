@@ -14,6 +14,8 @@ from tests.factories import observe
 pytestmark = pytest.mark.django_db
 
 A = "127.64.0.1"
+# A rule's expiry some years ahead, whenever the tests run.
+EXPIRES = datetime(datetime.now(UTC).year + 4, 1, 31, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -28,7 +30,7 @@ def rules():
         PortRule(scope="zone", zone=dc1, protocol="any", port_start=8000, port_end=8100, decision="approved",
                  justification="app ports\nsecond line: with a colon", owner="apps", ticket="https://t.example/1"),
         PortRule(scope="tag", tag=pci, protocol="tcp", port_start=443, port_end=443, decision="approved",
-                 justification="=cmd|' /C calc'!A0", expires_at=datetime(2030, 1, 31, tzinfo=UTC)),
+                 justification="=cmd|' /C calc'!A0", expires_at=EXPIRES),
         PortRule(scope="cidr", cidr="127.64.0.0/16", protocol="udp", port_start=161, port_end=161,
                  decision="rejected", justification="snmp: no"),
         PortRule(scope="host", host=host, protocol="tcp", port_start=22, port_end=22, decision="approved",

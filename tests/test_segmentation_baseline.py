@@ -19,6 +19,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 A = "198.18.45.1"
 ALL_PORTS = {"tcp": PortSet.parse("1-65535")}
+# A rule's expiry some years ahead, whenever the tests run.
+EXPIRES = datetime(datetime.now(UTC).year + 4, 1, 31, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -36,7 +38,7 @@ def rules():
         (SegmentationRule(scope="zone", zone=dc1, protocol="tcp", port_start=443, port_end=443, mode="allow",
                           justification="except https", owner="web", ticket="https://t.example/2"), [office]),
         (SegmentationRule(scope="tag", tag=db, protocol="tcp", port_start=5432, port_end=5432, mode="only",
-                          justification="=cmd|' /C calc'!A0", expires_at=datetime(2030, 1, 31, tzinfo=UTC)), [app]),
+                          justification="=cmd|' /C calc'!A0", expires_at=EXPIRES), [app]),
         (SegmentationRule(scope="cidr", cidr="198.18.45.0/24", protocol="udp", port_start=161, port_end=161,
                           mode="deny", justification="snmp ✓ ünïcode"), [office, app]),
         (SegmentationRule(scope="host", host=host, protocol="tcp", port_start=22, port_end=22, mode="only",
@@ -70,7 +72,7 @@ def test_export_then_import_into_an_empty_policy_round_trips_exactly(rules, tmp_
         "db",
         5432,
         ["dc1-app"],
-        "2030-01-31T00:00:00Z",
+        f"{EXPIRES.year}-01-31T00:00:00Z",
     )
     assert set(SegmentationViolation.objects.values_list("port", flat=True)) == {5432}
     path = tmp_path / "baseline.yaml"

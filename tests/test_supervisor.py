@@ -7,7 +7,6 @@ these are the cases a run rarely shows: a bad Procfile, a process that ends by i
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -43,14 +42,17 @@ def _supervise(tmp_path, procfile: str) -> subprocess.Popen:
 
 
 def test_a_process_that_ends_by_itself_stops_the_others_and_the_status_names_it(tmp_path):
-    marker = tmp_path / "stopped"
+    marker, ready = tmp_path / "stopped", tmp_path / "ready"
     stays = tmp_path / "stays.py"
     stays.write_text(
         "import signal, sys, time\n"
         f"signal.signal(signal.SIGTERM, lambda *a: open({str(marker)!r}, 'w').close() or sys.exit(0))\n"
+        f"open({str(ready)!r}, 'w').close()\n"
         "time.sleep(60)\n"
     )
-    supervisor = _supervise(tmp_path, f"stays: {sys.executable} {stays}\nfails: sh -c 'sleep 1; echo boom; exit 3'\n")
+    # "fails" ends once "stays" can take SIGTERM (a fixed sleep is a race on a loaded machine).
+    fails = f"sh -c 'while [ ! -e {ready} ]; do sleep 0.05; done; echo boom; exit 3'"
+    supervisor = _supervise(tmp_path, f"stays: {sys.executable} {stays}\nfails: {fails}\n")
     output, _ = supervisor.communicate(timeout=30)
     assert supervisor.returncode == 1, output
     assert "fails  | boom" in output  # names padded to the longest, "system"
@@ -59,9 +61,14 @@ def test_a_process_that_ends_by_itself_stops_the_others_and_the_status_names_it(
 
 
 def test_sigterm_stops_everything_with_status_0(tmp_path):
-    supervisor = _supervise(tmp_path, "one: sleep 60\ntwo: sleep 60\n")
-    time.sleep(1)
+    supervisor = _supervise(tmp_path, "one: sh -c 'echo up; exec sleep 60'\ntwo: sleep 60\n")
+    # The children start once the supervisor handles SIGTERM: wait for one to speak, not a fixed time.
+    early = []
+    while not (early and early[-1].rstrip().endswith("| up")):
+        early.append(supervisor.stdout.readline())
+        assert early[-1], "".join(early)  # the supervisor ended before its children started
     supervisor.send_signal(signal.SIGTERM)
     output, _ = supervisor.communicate(timeout=30)
+    output = "".join(early) + output
     assert supervisor.returncode == 0, output
     assert "stopping one, two" in output and output.rstrip().endswith("| stopped")
