@@ -25,6 +25,12 @@ the largest size:
     ingest_vs_ndiff hosts=<n> time_ratio=<x> cpu_ratio=<y> memory_ratio=<z> changes_match=<yes|no>
 
 (``cpu_ratio=n/a`` when PostgreSQL is not local: its CPU time cannot be read.)
+
+Beside each size, the floor the parsing sets (``parse_floor``): the CPU time
+of reading scan 2 into COPY rows in one process with no database (what the
+parser processes do), and of the C ElementTree parse of it alone (the least
+any reader built on Python's XML parser can spend), each against ndiff's CPU
+time. The cpu ratio cannot fall below the first plus PostgreSQL's share.
 """
 
 import argparse
@@ -162,6 +168,30 @@ def import_one(path: str) -> None:
     print(json.dumps({"seconds": seconds, "cpu": cpu, "run": run.pk, "database_cpu": database_cpu}))
 
 
+def parse_floor(path: str) -> None:
+    """Child mode: the CPU time of reading ``path`` as the parser processes do, and of the bare parse, as JSON."""
+    import gc
+    import xml.etree.ElementTree as ET
+
+    setup_django(os.environ["DATABASE_URL"], migrate=False)
+    from scans.ingest.postgres.copy_rows import copy_rows
+    from scans.nmap_xml import NmapRunInfo, fragments, read_fragment
+
+    gc.disable()  # as in the parser processes (scans.ingest.postgres.parallel)
+    start = own_cpu_seconds()
+    info = NmapRunInfo()
+    for piece in fragments(path, 1):
+        for observation in read_fragment(path, piece, info):
+            copy_rows(observation).encode()
+    reader = own_cpu_seconds() - start
+    start = own_cpu_seconds()
+    for _, element in ET.iterparse(path):  # noqa: S314 - the benchmark's own synthetic file
+        if element.tag == "host":
+            element.clear()
+    bare = own_cpu_seconds() - start
+    print(json.dumps({"reader": reader, "bare": bare}))
+
+
 def own_cpu_seconds() -> float:
     """CPU time of this process and of the children it has reaped (the parser processes)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -194,7 +224,8 @@ def _measure(hosts: int, workdir: Path, database_url: str, *, profile: bool) -> 
         cursor.execute(
             "TRUNCATE scans_change, scans_scanchunk, scans_scanrun, inventory_service, inventory_host CASCADE"
         )
-    child = [sys.executable, "-m", "bench.ingest", "--import-one"]
+    module = [sys.executable, "-m", "bench.ingest"]
+    child = [*module, "--import-one"]
     run_measured([*child, str(scan1)], env)
     # Steady state before timing: what autovacuum would otherwise do in the
     # middle of the measured import (scan 1 wrote 720k rows).
@@ -212,6 +243,7 @@ def _measure(hosts: int, workdir: Path, database_url: str, *, profile: bool) -> 
         # ndiff, like diff, exits with 1 when the scans differ.
         nd = run_measured(["ndiff", str(scan1), str(scan2)], stdout=handle, ok_codes=(0, 1))
     added, removed = ndiff_ports(ndiff_out.read_text())
+    floor = json.loads(run_measured([*module, "--parse-floor", str(scan2)], env).stdout.strip().splitlines()[-1])
 
     from scans.choices import ChangeKind
     from scans.models import Change
@@ -236,6 +268,8 @@ def _measure(hosts: int, workdir: Path, database_url: str, *, profile: bool) -> 
         "ndiff_seconds": nd.wall,
         "ndiff_peak_mib": nd.peak_kib / 1024,
         "ndiff_cpu": nd.cpu,
+        "reader_cpu": floor["reader"],
+        "bare_parse_cpu": floor["bare"],
         "match": opened == added and closed == removed and len(opened) == moved,
         "opened": len(opened),
         "closed": len(closed),
@@ -250,10 +284,14 @@ def main() -> None:
         "--sizes", default="4096,16384,65536,262144", help="comma-separated host counts; the largest is reported"
     )
     parser.add_argument("--import-one", metavar="FILE", help=argparse.SUPPRESS)
+    parser.add_argument("--parse-floor", metavar="FILE", help=argparse.SUPPRESS)
     parser.add_argument("--profile", action="store_true", help="print each SQL statement's time (measured import)")
     args = parser.parse_args()
     if args.import_one:
         import_one(args.import_one)
+        return
+    if args.parse_floor:
+        parse_floor(args.parse_floor)
         return
     if shutil.which("ndiff") is None:
         raise SystemExit("ndiff is not installed: apt-get install ndiff")
@@ -290,6 +328,12 @@ def main() -> None:
                     if result["cpu_ratio"] is not None
                     else ""
                 ),
+                flush=True,
+            )
+            print(
+                f"{'':>6}        parse_floor: reading scan 2 alone {result['reader_cpu']:.2f} s CPU "
+                f"(ratio {result['reader_cpu'] / result['ndiff_cpu']:.3f}), the bare ElementTree parse "
+                f"{result['bare_parse_cpu']:.2f} s (ratio {result['bare_parse_cpu'] / result['ndiff_cpu']:.3f})",
                 flush=True,
             )
     finally:
