@@ -96,7 +96,7 @@ ensure-slapd:
 # The suite on PostgreSQL and Redis, then the tests marked `sqlite` again on the
 # embedded default (a fresh SQLite file in WAL mode and the filesystem broker,
 # in a temporary directory): what `make run` gives every new user.
-test: $(VENV)/.dev ensure-nmap ensure-chromium ensure-slapd lint
+test: $(VENV)/.dev ensure-nmap ensure-chromium ensure-slapd ensure-ndiff lint
 	python -m tests.stack python -m pytest $(PYTEST_ARGS)
 	PORTWATCH_TEST_DB=sqlite python -m pytest $(PYTEST_ARGS)
 
