@@ -294,8 +294,9 @@ class PortRuleViewSet(RoleMixin, viewsets.ModelViewSet):
         return PortRule.objects.select_related("zone", "tag", "host__zone", "created_by")
 
     def perform_destroy(self, rule):
-        gone = copy.copy(rule)
         with transaction.atomic():
+            rule = audit.locked(rule)  # the row, then the log (see audit.locked)
+            gone = copy.copy(rule)
             audit.record(self.request.user, "rule.delete", rule, before=audit.snapshot(rule))
             rule.delete()
             gone.pk = None

@@ -48,6 +48,12 @@ def locked(instance: models.Model, queryset=None) -> models.Model:
     the same row waits for this one, or came first. A row deleted meanwhile is
     a 404: saving the form would insert it again (Django's save() inserts when
     its UPDATE finds no row), resurrecting what someone just deleted.
+
+    A delete takes it too, before ``record()``: every audited write then locks
+    its row first and the log's head second. A delete that recorded first
+    held the head while it waited for the row, and an update holding the row
+    waited for the head: a deadlock (two API calls at once found it). A
+    second delete of the same row is a 404 too, not a second entry.
     """
     queryset = queryset if queryset is not None else type(instance)._default_manager.all()
     # of=self: a manager's select_related may join a nullable row, which FOR UPDATE cannot lock.

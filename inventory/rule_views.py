@@ -98,8 +98,9 @@ class RuleDeleteView(RoleRequiredMixin, View):
 
     def post(self, request, public_id):
         rule = get_object_or_404(PortRule, public_id=public_id)
-        gone = copy.copy(rule)
         with transaction.atomic():
+            rule = audit.locked(rule)  # the row, then the log (see audit.locked)
+            gone = copy.copy(rule)
             audit.record(request.user, "rule.delete", rule, before=audit.snapshot(rule))
             rule.delete()
             gone.pk = None  # its ports pointed at it: SET NULL made them pending-free; re-evaluate its reach
@@ -149,6 +150,7 @@ class AssignmentDeleteView(RoleRequiredMixin, View):
     def post(self, request, pk):
         rule = get_object_or_404(AssignmentRule, pk=pk)
         with transaction.atomic():
+            rule = audit.locked(rule)  # the row, then the log (see audit.locked)
             audit.record(request.user, "assignment.delete", rule, before=audit.snapshot(rule))
             gone = copy.copy(rule)
             assignment.take_back(rule)

@@ -157,3 +157,74 @@ def test_the_first_admin_account_is_recorded(capsys):
     call_command("ensure_admin")
     entry = AuditEntry.objects.get()
     assert (entry.action, entry.actor_name, entry.object_repr) == ("user.create", "portwatch", "admin")
+
+
+def _waiting_for_a_lock(pid) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+        row = cursor.fetchone()
+    return bool(row) and row[0] == "Lock"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("second", ["update", "delete"])
+def test_a_delete_beside_another_write_of_the_same_row_neither_deadlocks_nor_records_twice(admin, second):
+    """Every audited write locks its row, then the log's head. A delete that recorded first held the
+    head while it waited for the row an update held, and the update waited for the head: a deadlock
+    (the schema fuzz run's two workers found it, DELETE /api/vantage-points/{name}/ answered 500)."""
+    import threading
+
+    from reach import services
+    from reach.models import VantagePoint
+    from tests.conftest import wait_for
+
+    vantage = VantagePoint.objects.create(name="office-lan")
+    row_locked, pids, errors = threading.Event(), {}, []
+
+    def first_writer():  # what an audited update holds: the row, then it records
+        try:
+            with transaction.atomic():
+                current = audit.locked(vantage)
+                row_locked.set()
+                wait_for(lambda: "delete" in pids and _waiting_for_a_lock(pids["delete"]), 30, message="the delete")
+                if second == "delete":
+                    audit.record(admin, "vantage.delete", current, before=audit.snapshot(current))
+                    current.delete()
+                else:
+                    audit.record(admin, "vantage.update", current, summary="renamed")
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def deleter():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pids["delete"] = cursor.fetchone()[0]
+            row_locked.wait(30)
+            services.delete_vantage(VantagePoint.objects.get(pk=vantage.pk), admin)
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first_writer), threading.Thread(target=deleter)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not VantagePoint.objects.filter(pk=vantage.pk).exists()
+    deletes = AuditEntry.objects.filter(action="vantage.delete", object_id=str(vantage.pk))
+    if second == "update":
+        assert errors == []
+        assert list(
+            AuditEntry.objects.filter(object_id=str(vantage.pk)).order_by("seq").values_list("action", flat=True)
+        ) == [
+            "vantage.update",
+            "vantage.delete",
+        ]
+    else:  # deleted meanwhile: the second delete is a 404, and the log says it once
+        assert [type(error).__name__ for error in errors] == ["Http404"], errors
+        assert deletes.count() == 1
+    assert audit.verify()[1] == []
