@@ -99,6 +99,12 @@ class Counts:
         return f"{self.created} created, {self.updated} updated, {self.removed} removed, {self.unchanged} unchanged"
 
 
+def lock_rules() -> None:
+    """Lock every segmentation rule until the import's transaction ends, before it records anything
+    (the rows, then the audit log's head: see inventory.audit.locked)."""
+    list(SegmentationRule.objects.select_for_update().values_list("pk", flat=True))
+
+
 def apply(wanted: list[Wanted], *, actor, keep_missing: bool, get_tag) -> Counts:
     """Make the segmentation rules ``wanted`` (inside the import's transaction): audited, queued for judging."""
     counts = Counts()

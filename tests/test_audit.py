@@ -1,7 +1,10 @@
 """The audit log: configuration changes are recorded with before and after,
 the chain is verified, and tampering of any kind is found."""
 
+import io
+
 import pytest
+import yaml
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.db.utils import DatabaseError
@@ -166,65 +169,104 @@ def _waiting_for_a_lock(pid) -> bool:
     return bool(row) and row[0] == "Lock"
 
 
+def _beside_a_held_row(instance, then, write) -> list[Exception]:
+    """Hold ``instance``'s row as an audited update does, until ``write`` (another connection) waits
+    for a lock; then ``then(row)`` (record, maybe delete) and commit. Return what either raised."""
+    import threading
+
+    from tests.conftest import wait_for
+
+    row_locked, pids, errors = threading.Event(), {}, []
+
+    def holder():
+        try:
+            with transaction.atomic():
+                row = audit.locked(instance)
+                row_locked.set()
+                wait_for(lambda: "other" in pids and _waiting_for_a_lock(pids["other"]), 30, message="the other write")
+                then(row)
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def other():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pids["other"] = cursor.fetchone()[0]
+            row_locked.wait(30)
+            write()
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=holder), threading.Thread(target=other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return errors
+
+
+def _actions(instance) -> list[str]:
+    return list(AuditEntry.objects.filter(object_id=str(instance.pk)).order_by("seq").values_list("action", flat=True))
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("second", ["update", "delete"])
 def test_a_delete_beside_another_write_of_the_same_row_neither_deadlocks_nor_records_twice(admin, second):
     """Every audited write locks its row, then the log's head. A delete that recorded first held the
     head while it waited for the row an update held, and the update waited for the head: a deadlock
     (the schema fuzz run's two workers found it, DELETE /api/vantage-points/{name}/ answered 500)."""
-    import threading
-
     from reach import services
     from reach.models import VantagePoint
-    from tests.conftest import wait_for
 
     vantage = VantagePoint.objects.create(name="office-lan")
-    row_locked, pids, errors = threading.Event(), {}, []
 
-    def first_writer():  # what an audited update holds: the row, then it records
-        try:
-            with transaction.atomic():
-                current = audit.locked(vantage)
-                row_locked.set()
-                wait_for(lambda: "delete" in pids and _waiting_for_a_lock(pids["delete"]), 30, message="the delete")
-                if second == "delete":
-                    audit.record(admin, "vantage.delete", current, before=audit.snapshot(current))
-                    current.delete()
-                else:
-                    audit.record(admin, "vantage.update", current, summary="renamed")
-        except Exception as error:
-            errors.append(error)
-        finally:
-            connection.close()
+    def then(row):
+        if second == "delete":
+            audit.record(admin, "vantage.delete", row, before=audit.snapshot(row))
+            row.delete()
+        else:
+            audit.record(admin, "vantage.update", row, summary="renamed")
 
-    def deleter():
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                pids["delete"] = cursor.fetchone()[0]
-            row_locked.wait(30)
-            services.delete_vantage(VantagePoint.objects.get(pk=vantage.pk), admin)
-        except Exception as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=first_writer), threading.Thread(target=deleter)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    errors = _beside_a_held_row(
+        vantage, then, lambda: services.delete_vantage(VantagePoint.objects.get(pk=vantage.pk), admin)
+    )
     assert not VantagePoint.objects.filter(pk=vantage.pk).exists()
-    deletes = AuditEntry.objects.filter(action="vantage.delete", object_id=str(vantage.pk))
     if second == "update":
         assert errors == []
-        assert list(
-            AuditEntry.objects.filter(object_id=str(vantage.pk)).order_by("seq").values_list("action", flat=True)
-        ) == [
-            "vantage.update",
-            "vantage.delete",
-        ]
+        assert _actions(vantage) == ["vantage.update", "vantage.delete"]
     else:  # deleted meanwhile: the second delete is a 404, and the log says it once
         assert [type(error).__name__ for error in errors] == ["Http404"], errors
-        assert deletes.count() == 1
+        assert _actions(vantage) == ["vantage.delete"]
+    assert audit.verify()[1] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_baseline_import_beside_an_edit_of_a_rule_it_removes_waits_for_it(admin, tmp_path):
+    """The import locks the rules it may rewrite or remove before its first entry locks the log's head."""
+    from inventory.models import PortRule
+
+    kept = PortRule.objects.create(scope="global", protocol="tcp", port_start=22, port_end=22, decision="approved",
+                                   justification="ssh")  # fmt: skip
+    removed = PortRule.objects.create(scope="global", protocol="tcp", port_start=23, port_end=23, decision="rejected",
+                                      justification="telnet")  # fmt: skip
+    out = io.StringIO()
+    call_command("export_baseline", stdout=out)
+    document = yaml.safe_load(out.getvalue())
+    document["rules"] = [rule for rule in document["rules"] if rule["ports"] == 22]
+    document["rules"][0]["justification"] = "ssh, from the baseline"  # recorded before the removal
+    path = tmp_path / "baseline.yaml"
+    path.write_text(yaml.safe_dump(document))
+
+    errors = _beside_a_held_row(
+        removed,
+        lambda row: audit.record(admin, "rule.update", row, summary="edited on the page"),
+        lambda: call_command("import_baseline", str(path), stdout=io.StringIO()),
+    )
+    assert errors == []
+    assert _actions(removed) == ["rule.update", "rule.delete"] and _actions(kept) == ["rule.update"]
     assert audit.verify()[1] == []
