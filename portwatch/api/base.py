@@ -7,9 +7,11 @@ the same Django forms and services as the pages (``FormSerializer``), so the
 API and the UI cannot disagree about what is valid.
 """
 
+import logging
+
 from django.core.exceptions import BadRequest
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import ProtectedError
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, serializers, status
@@ -141,8 +143,38 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+logger = logging.getLogger(__name__)
+
+# What two requests writing the same thing at the same moment get from the database, by SQLSTATE:
+# validation passed for both, and the database refused the second. The request's transaction is
+# rolled back, so nothing was written: a conflict to retry, not a server error.
+SAME_MOMENT = {
+    "23505": "This conflicts with a row another request wrote at the same moment (the same name, say). "
+    "Nothing was saved; reload and try again.",
+    "40P01": "Another change to the same data was made at the same moment. Nothing was saved; try again.",
+    "40001": "Another change to the same data was made at the same moment. Nothing was saved; try again.",
+}
+
+
+def same_moment(error: Exception) -> str | None:
+    """The message for a write refused because of a concurrent one, or None."""
+    if not isinstance(error, (IntegrityError, OperationalError)):
+        return None
+    cause = error.__cause__
+    state = getattr(cause, "sqlstate", None)  # psycopg
+    if state is None and str(cause).startswith("UNIQUE constraint failed"):  # SQLite
+        state = "23505"
+    return SAME_MOMENT.get(state)
+
+
 def exception_handler(error, context):
     """Django's own errors from forms and services read like DRF's."""
+    if conflict := same_moment(error):
+        logger.warning("%s: %s", conflict, error, exc_info=error)
+        from rest_framework.views import set_rollback  # noqa: PLC0415 - import cycle
+
+        set_rollback()
+        return Response({"detail": conflict}, status=status.HTTP_409_CONFLICT)
     if isinstance(error, DjangoValidationError):
         error = exceptions.ValidationError({"detail": error.messages})
     elif isinstance(error, ProtectedError):
