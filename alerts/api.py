@@ -77,8 +77,7 @@ class ChannelViewSet(RoleMixin, viewsets.ModelViewSet):
 
     def perform_destroy(self, channel):
         with transaction.atomic():
-            channel = audit.locked(channel)  # the row, then the log (see audit.locked)
-            audit.record(self.request.user, "channel.delete", channel, before=channel_snapshot(channel))
+            channel = audit.record_delete(self.request.user, "channel.delete", channel, snapshot=channel_snapshot)
             channel.delete()
 
     @extend_schema(
@@ -149,8 +148,7 @@ class AlertRuleViewSet(RoleMixin, viewsets.ModelViewSet):
 
     def perform_destroy(self, rule):
         with transaction.atomic():
-            rule = audit.locked(rule)  # the row, then the log (see audit.locked)
-            audit.record(self.request.user, "alert_rule.delete", rule, before=audit.snapshot(rule))
+            rule = audit.record_delete(self.request.user, "alert_rule.delete", rule)
             rule.delete()
 
 

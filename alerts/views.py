@@ -211,8 +211,7 @@ class ChannelDeleteView(RoleRequiredMixin, View):
     def post(self, request, public_id):
         channel = get_object_or_404(Channel, public_id=public_id)
         with transaction.atomic():
-            channel = audit.locked(channel)  # the row, then the log (see audit.locked)
-            audit.record(request.user, "channel.delete", channel, before=channel_snapshot(channel))
+            channel = audit.record_delete(request.user, "channel.delete", channel, snapshot=channel_snapshot)
             channel.delete()
         messages.success(request, f"Channel “{channel.name}” removed, with its notifications.")
         return redirect("channel-list")
@@ -265,8 +264,7 @@ class AlertRuleDeleteView(RoleRequiredMixin, View):
     def post(self, request, pk):
         rule = get_object_or_404(AlertRule, pk=pk)
         with transaction.atomic():
-            rule = audit.locked(rule)  # the row, then the log (see audit.locked)
-            audit.record(request.user, "alert_rule.delete", rule, before=audit.snapshot(rule))
+            rule = audit.record_delete(request.user, "alert_rule.delete", rule)
             rule.delete()
         messages.success(request, f"Alert rule “{rule.name}” removed.")
         return redirect("alert-rule-list")

@@ -295,9 +295,8 @@ class PortRuleViewSet(RoleMixin, viewsets.ModelViewSet):
 
     def perform_destroy(self, rule):
         with transaction.atomic():
-            rule = audit.locked(rule)  # the row, then the log (see audit.locked)
+            rule = audit.record_delete(self.request.user, "rule.delete", rule)
             gone = copy.copy(rule)
-            audit.record(self.request.user, "rule.delete", rule, before=audit.snapshot(rule))
             rule.delete()
             gone.pk = None
             policy.rule_changed(gone)

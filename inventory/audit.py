@@ -49,11 +49,7 @@ def locked(instance: models.Model, queryset=None) -> models.Model:
     a 404: saving the form would insert it again (Django's save() inserts when
     its UPDATE finds no row), resurrecting what someone just deleted.
 
-    A delete takes it too, before ``record()``: every audited write then locks
-    its row first and the log's head second. A delete that recorded first
-    held the head while it waited for the row, and an update holding the row
-    waited for the head: a deadlock (two API calls at once found it). A
-    second delete of the same row is a 404 too, not a second entry.
+    Deletes take it through ``record_delete``.
     """
     queryset = queryset if queryset is not None else type(instance)._default_manager.all()
     # of=self: a manager's select_related may join a nullable row, which FOR UPDATE cannot lock.
@@ -118,6 +114,20 @@ def record(
         head.seq, head.hash = entry.seq, entry.hash
         head.save(update_fields=["seq", "hash"])
     return entry
+
+
+def record_delete(actor, action: str, obj: models.Model, *, snapshot=snapshot, summary: str = "") -> models.Model:
+    """Record the deletion of ``obj`` and return its row, locked: the caller deletes it in the same transaction.
+
+    The row is locked before the entry locks the log's head, the order every
+    audited update takes (``locked``, then ``record``). A delete that recorded
+    first held the head while it waited for the row, and an update holding the
+    row waited for the head: a deadlock (two API calls at once found it). A row
+    deleted meanwhile is a 404, not a second entry.
+    """
+    row = locked(obj)
+    record(actor, action, row, summary=summary, before=snapshot(row))
+    return row
 
 
 @dataclass(frozen=True)

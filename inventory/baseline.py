@@ -159,7 +159,7 @@ def import_text(text: str, *, actor=None, keep_missing: bool = False, dry_run: b
     result = ImportResult()
     with transaction.atomic():
         # Every rule this import may rewrite or delete is locked before its first audit entry locks
-        # the log's head: the order every audited write takes (see inventory.audit.locked).
+        # the log's head: the order every audited write takes (see inventory.audit.record_delete).
         rules = PortRule.objects.select_related("zone", "tag", "host__zone").select_for_update(of=("self",))
         existing = {rule.public_id: rule for rule in rules}
         if segmentation_wanted is not None:

@@ -99,9 +99,8 @@ class RuleDeleteView(RoleRequiredMixin, View):
     def post(self, request, public_id):
         rule = get_object_or_404(PortRule, public_id=public_id)
         with transaction.atomic():
-            rule = audit.locked(rule)  # the row, then the log (see audit.locked)
+            rule = audit.record_delete(request.user, "rule.delete", rule)
             gone = copy.copy(rule)
-            audit.record(request.user, "rule.delete", rule, before=audit.snapshot(rule))
             rule.delete()
             gone.pk = None  # its ports pointed at it: SET NULL made them pending-free; re-evaluate its reach
             policy.rule_changed(gone)
@@ -150,8 +149,7 @@ class AssignmentDeleteView(RoleRequiredMixin, View):
     def post(self, request, pk):
         rule = get_object_or_404(AssignmentRule, pk=pk)
         with transaction.atomic():
-            rule = audit.locked(rule)  # the row, then the log (see audit.locked)
-            audit.record(request.user, "assignment.delete", rule, before=audit.snapshot(rule))
+            rule = audit.record_delete(request.user, "assignment.delete", rule)
             gone = copy.copy(rule)
             assignment.take_back(rule)
             rule.delete()

@@ -380,8 +380,7 @@ class RiskDeleteView(RoleRequiredMixin, View):
             messages.error(request, f"“{rule.label}” is built in: lower its severity instead of removing it.")
             return redirect("risk-list")
         with transaction.atomic():
-            rule = audit.locked(rule)  # the row, then the log (see audit.locked)
-            audit.record(request.user, "risk.delete", rule, before=audit.snapshot(rule))
+            rule = audit.record_delete(request.user, "risk.delete", rule)
             rule.delete()
             policy.risk_changed([rule])
         messages.success(request, f"Risk rule “{rule.label}” removed.")

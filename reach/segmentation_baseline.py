@@ -101,7 +101,7 @@ class Counts:
 
 def lock_rules() -> None:
     """Lock every segmentation rule until the import's transaction ends, before it records anything
-    (the rows, then the audit log's head: see inventory.audit.locked)."""
+    (the rows, then the audit log's head: see inventory.audit.record_delete)."""
     list(SegmentationRule.objects.select_for_update().values_list("pk", flat=True))
 
 

@@ -44,8 +44,7 @@ def delete_vantage(vantage: VantagePoint, user) -> None:
         raise VantageInUse(reason)
     try:
         with transaction.atomic():
-            vantage = audit.locked(vantage)  # the row, then the log (see audit.locked)
-            audit.record(user, "vantage.delete", vantage, before=audit.snapshot(vantage))
+            vantage = audit.record_delete(user, "vantage.delete", vantage)
             vantage.delete()
     except ProtectedError:
         # A run started from it since refusal() looked.

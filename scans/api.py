@@ -148,8 +148,7 @@ class TargetViewSet(RoleMixin, viewsets.ModelViewSet):
 
     def perform_destroy(self, target):
         with transaction.atomic():
-            target = audit.locked(target)  # the row, then the log (see audit.locked)
-            audit.record(self.request.user, "target.delete", target, before=audit.snapshot(target))
+            target = audit.record_delete(self.request.user, "target.delete", target)
             target.delete()
 
 
@@ -245,8 +244,7 @@ class ProfileViewSet(RoleMixin, viewsets.ModelViewSet):
 
     def perform_destroy(self, profile):
         with transaction.atomic():
-            profile = audit.locked(profile)  # the row, then the log (see audit.locked)
-            audit.record(self.request.user, "profile.delete", profile, before=audit.snapshot(profile))
+            profile = audit.record_delete(self.request.user, "profile.delete", profile)
             profile.delete()
 
 

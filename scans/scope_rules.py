@@ -35,6 +35,5 @@ def remove_scope_rule(rule: ScopeRule, actor, *, summary: str = "") -> None:
     if rule.locked:
         raise ScopeRuleLocked(f"{rule.network} is a built-in exclusion and cannot be removed.")
     with transaction.atomic():
-        rule = audit.locked(rule)  # the row, then the log (see audit.locked)
-        audit.record(actor, "scope.remove", rule, summary=summary, before=audit.snapshot(rule))
+        rule = audit.record_delete(actor, "scope.remove", rule, summary=summary)
         rule.delete()
