@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from django.conf import settings
+from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,6 +22,21 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.25, message: st
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {message}")
+
+
+def backend_pid() -> int:
+    """This thread's PostgreSQL backend (Django's connections are per thread)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def waits_for_a_lock(pid: int) -> bool:
+    """Whether the PostgreSQL backend ``pid`` is waiting for a lock (asked on this thread's connection)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+        row = cursor.fetchone()
+    return bool(row) and row[0] == "Lock"
 
 
 def process_env(**extra) -> dict[str, str]:

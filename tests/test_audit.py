@@ -162,19 +162,12 @@ def test_the_first_admin_account_is_recorded(capsys):
     assert (entry.action, entry.actor_name, entry.object_repr) == ("user.create", "portwatch", "admin")
 
 
-def _waiting_for_a_lock(pid) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
-        row = cursor.fetchone()
-    return bool(row) and row[0] == "Lock"
-
-
 def _beside_a_held_row(instance, then, write) -> list[Exception]:
     """Hold ``instance``'s row as an audited update does, until ``write`` (another connection) waits
     for a lock; then ``then(row)`` (record, maybe delete) and commit. Return what either raised."""
     import threading
 
-    from tests.conftest import wait_for
+    from tests.processes import backend_pid, wait_for, waits_for_a_lock
 
     row_locked, pids, errors = threading.Event(), {}, []
 
@@ -183,7 +176,7 @@ def _beside_a_held_row(instance, then, write) -> list[Exception]:
             with transaction.atomic():
                 row = audit.locked(instance)
                 row_locked.set()
-                wait_for(lambda: "other" in pids and _waiting_for_a_lock(pids["other"]), 30, message="the other write")
+                wait_for(lambda: "other" in pids and waits_for_a_lock(pids["other"]), 30, message="the other write")
                 then(row)
         except Exception as error:
             errors.append(error)
@@ -192,9 +185,7 @@ def _beside_a_held_row(instance, then, write) -> list[Exception]:
 
     def other():
         try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                pids["other"] = cursor.fetchone()[0]
+            pids["other"] = backend_pid()
             row_locked.wait(30)
             write()
         except Exception as error:

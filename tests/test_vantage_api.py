@@ -303,7 +303,7 @@ def test_two_creates_of_one_name_at_the_same_moment_are_a_conflict_not_a_server_
 
     from django.db import connection, transaction
 
-    from tests.conftest import wait_for
+    from tests.processes import backend_pid, wait_for, waits_for_a_lock
 
     client = api()
     inserted, pid = threading.Event(), {}
@@ -313,55 +313,17 @@ def test_two_creates_of_one_name_at_the_same_moment_are_a_conflict_not_a_server_
             with transaction.atomic():
                 VantagePoint.objects.create(name="dmz")
                 inserted.set()
-                wait_for(lambda: "second" in pid and _waits_for_a_lock(pid["second"]), 30, message="the second")
+                wait_for(lambda: "second" in pid and waits_for_a_lock(pid["second"]), 30, message="the second")
         finally:
             connection.close()
 
     thread = threading.Thread(target=first)
     thread.start()
     inserted.wait(30)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid["second"] = cursor.fetchone()[0]
+    pid["second"] = backend_pid()
     response = client.post("/api/vantage-points/", {"name": "dmz", "description": "edge"}, format="json")
     thread.join(60)
     assert response.status_code == 409, response.content
     assert "at the same moment" in response.json()["detail"] and "Nothing was saved" in response.json()["detail"]
     assert list(VantagePoint.objects.filter(name="dmz").values_list("description", flat=True)) == [""]
     assert not AuditEntry.objects.filter(action="vantage.create").exists()
-
-
-def _waits_for_a_lock(pid) -> bool:
-    """Whether the backend ``pid`` waits for a lock (asked on this thread's own connection)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
-        row = cursor.fetchone()
-    return bool(row) and row[0] == "Lock"
-
-
-def test_only_what_a_concurrent_write_causes_is_read_as_one():
-    import sqlite3
-
-    from django.db import IntegrityError, OperationalError
-
-    from portwatch.api.base import same_moment
-
-    class DriverError(Exception):  # psycopg's errors carry the SQLSTATE
-        def __init__(self, sqlstate):
-            super().__init__(sqlstate)
-            self.sqlstate = sqlstate
-
-    def caused(error, cause):
-        error.__cause__ = cause
-        return error
-
-    deadlock = DriverError("40P01")
-    assert "at the same moment" in same_moment(caused(OperationalError("deadlock detected"), deadlock))
-    unique = sqlite3.IntegrityError("UNIQUE constraint failed: reach_vantagepoint.name")
-    assert "Nothing was saved" in same_moment(caused(IntegrityError("UNIQUE"), unique))
-    # A foreign key or a check refused is a bug to see (a 500 and its traceback), not a race.
-    assert same_moment(caused(IntegrityError("fk"), DriverError("23503"))) is None
-    assert same_moment(caused(IntegrityError("check"), sqlite3.IntegrityError("CHECK constraint failed"))) is None
-    assert same_moment(ValueError("other")) is None
