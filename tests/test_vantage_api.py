@@ -327,3 +327,29 @@ def test_two_creates_of_one_name_at_the_same_moment_are_a_conflict_not_a_server_
     assert "at the same moment" in response.json()["detail"] and "Nothing was saved" in response.json()["detail"]
     assert list(VantagePoint.objects.filter(name="dmz").values_list("description", flat=True)) == [""]
     assert not AuditEntry.objects.filter(action="vantage.create").exists()
+
+
+def test_only_what_a_concurrent_write_causes_is_read_as_one():
+    import sqlite3
+
+    from django.db import IntegrityError, OperationalError
+
+    from portwatch.api.base import same_moment
+
+    class DriverError(Exception):  # psycopg's errors carry the SQLSTATE
+        def __init__(self, sqlstate):
+            super().__init__(sqlstate)
+            self.sqlstate = sqlstate
+
+    def caused(error, cause):
+        error.__cause__ = cause
+        return error
+
+    deadlock = DriverError("40P01")
+    assert "at the same moment" in same_moment(caused(OperationalError("deadlock detected"), deadlock))
+    unique = sqlite3.IntegrityError("UNIQUE constraint failed: reach_vantagepoint.name")
+    assert "Nothing was saved" in same_moment(caused(IntegrityError("UNIQUE"), unique))
+    # A foreign key or a check refused is a bug to see (a 500 and its traceback), not a race.
+    assert same_moment(caused(IntegrityError("fk"), DriverError("23503"))) is None
+    assert same_moment(caused(IntegrityError("check"), sqlite3.IntegrityError("CHECK constraint failed"))) is None
+    assert same_moment(ValueError("other")) is None
